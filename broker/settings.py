@@ -1,0 +1,40 @@
+"""Settings every AgCluster process shares, read once from ``AGC_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connection and secret settings shared by the API and the workers."""
+
+    model_config = SettingsConfigDict(env_prefix="AGC_", extra="ignore", frozen=True)
+
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
+    redis_prefix: str = Field("agc", description="Prefix of every Redis key the platform owns.")
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "Shared secret (16+ chars) sealing API keys and MCP credentials on the bus and in "
+            "Redis. API and workers must use the same value. `agcluster up` generates one."
+        ),
+    )
+    state_dir: Path = Field(Path(".agc"), description="Where local state and data live.")
+    events_max_age_days: float = Field(7.0, description="How long session events are kept.")
+    log_level: str = Field("INFO", description="Log level.")
+    log_json: bool = Field(False, description="Log JSON lines instead of console output.")
+
+    def secret(self) -> str:
+        value = self.secret_key.get_secret_value()
+        if len(value) < 16:
+            raise RuntimeError(
+                "AGC_SECRET_KEY is not set (or shorter than 16 characters); "
+                "API and workers need the same secret to seal API keys"
+            )
+        return value

@@ -1,0 +1,280 @@
+"""Session state in Redis, shared by the API and the workers.
+
+Keys (all under one prefix, ``agc`` by default):
+
+- ``{p}:session:{sid}`` hash: the :class:`SessionRecord` fields.
+- ``{p}:sessions`` set of every session id; ``{p}:sessions:key:{key_hash}`` the ids launched
+  with one API key; ``{p}:sessions:worker:{wid}`` the ids a worker owns.
+- ``{p}:worker:{wid}`` a liveness key with a TTL, refreshed by the worker's heartbeat;
+  ``{p}:workers`` the set of worker ids ever seen (pruned by whoever notices a dead one).
+
+Only sealed secrets and keyed fingerprints are stored, never a key in the clear.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+TERMINAL_STATUSES = frozenset({"stopped", "failed"})
+
+
+class SessionRecord(msgspec.Struct, kw_only=True):
+    session_id: str
+    agent_id: str
+    config_id: str
+    config_name: str = ""
+    status: str = "starting"
+    key_hash: str = ""
+    sealed_api_key: str = ""
+    sealed_mcp_env: str = ""
+    owner: str = ""
+    container_id: str = ""
+    sdk_session_id: str = ""
+    # Highest runner sequence the owner has published, and which runner process it came from.
+    last_seq: int = 0
+    boot_id: str = ""
+    created_at: float = 0.0
+    last_active: float = 0.0
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    error: str = ""
+    limits: dict[str, Any] = msgspec.field(default_factory=dict)
+    stopped_at: float = 0.0
+
+    def public(self) -> dict[str, Any]:
+        """The fields a client may see: no sealed secrets, no key fingerprint."""
+        return {
+            "session_id": self.session_id,
+            "agent_id": self.agent_id,
+            "config_id": self.config_id,
+            "config_name": self.config_name,
+            "status": self.status,
+            "created_at": self.created_at,
+            "last_active": self.last_active,
+            "owner_worker": self.owner or None,
+            "turns": self.turns,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+            "cost_usd": round(self.cost_usd, 6),
+            "limits": self.limits,
+            "error": self.error or None,
+        }
+
+
+_FIELDS = SessionRecord.__struct_fields__
+_json = msgspec.json.Encoder()
+_INT_FIELDS = {"last_seq", "turns", "input_tokens", "output_tokens"}
+_FLOAT_FIELDS = {"created_at", "last_active", "cost_usd", "stopped_at"}
+
+
+def _to_hash(values: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in values.items():
+        if k == "limits":
+            out[k] = _json.encode(v).decode()
+        else:
+            out[k] = str(v)
+    return out
+
+
+def _from_hash(raw: dict[str, str]) -> SessionRecord:
+    kwargs: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k not in _FIELDS:
+            continue  # written by a newer version
+        if k in _INT_FIELDS:
+            kwargs[k] = int(float(v or 0))
+        elif k in _FLOAT_FIELDS:
+            kwargs[k] = float(v or 0)
+        elif k == "limits":
+            kwargs[k] = msgspec.json.decode(v) if v else {}
+        else:
+            kwargs[k] = v
+    return SessionRecord(**kwargs)
+
+
+class SessionStore:
+    """Typed access to session records, ownership and worker liveness."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "agc") -> None:
+        self.redis = redis
+        self.p = prefix
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.p, *parts))
+
+    # -- sessions ------------------------------------------------------------------------
+    async def create(self, record: SessionRecord) -> None:
+        """Store a new session and index it by caller key."""
+        now = time.time()
+        record.created_at = record.created_at or now
+        record.last_active = record.last_active or now
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self._k("session", record.session_id), mapping=_to_hash(msgspec.structs.asdict(record)))
+        pipe.sadd(self._k("sessions"), record.session_id)
+        if record.key_hash:
+            pipe.sadd(self._k("sessions", "key", record.key_hash), record.session_id)
+        await pipe.execute()
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        raw = await self.redis.hgetall(self._k("session", session_id))
+        if not raw:
+            return None
+        return _from_hash({_s(k): _s(v) for k, v in raw.items()})
+
+    async def update(self, session_id: str, **fields: Any) -> None:
+        """Set some fields of an existing session (no-op for unknown fields is an error)."""
+        unknown = set(fields) - set(_FIELDS)
+        if unknown:
+            raise KeyError(f"unknown session fields: {sorted(unknown)}")
+        key = self._k("session", session_id)
+        # Only touch sessions that exist, so a late update never resurrects a deleted one.
+        if await self.redis.exists(key):
+            await self.redis.hset(key, mapping=_to_hash(fields))
+
+    async def set_status(self, session_id: str, status: str, **fields: Any) -> None:
+        extra: dict[str, Any] = {"status": status, **fields}
+        if status in TERMINAL_STATUSES:
+            extra.setdefault("stopped_at", time.time())
+        await self.update(session_id, **extra)
+
+    async def touch(self, session_id: str) -> None:
+        """Record real use (a chat, an upload): it postpones the idle timeout."""
+        await self.update(session_id, last_active=time.time())
+
+    async def add_usage(
+        self, session_id: str, *, input_tokens: int, output_tokens: int, cost_usd: float
+    ) -> None:
+        key = self._k("session", session_id)
+        if not await self.redis.exists(key):
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(key, "turns", 1)
+        pipe.hincrby(key, "input_tokens", input_tokens)
+        pipe.hincrby(key, "output_tokens", output_tokens)
+        pipe.hincrbyfloat(key, "cost_usd", cost_usd)
+        await pipe.execute()
+
+    async def advance_seq(self, session_id: str, boot_id: str, seq: int) -> None:
+        await self.update(session_id, boot_id=boot_id, last_seq=seq)
+
+    async def save_config(self, session_id: str, config_json: bytes) -> None:
+        """Keep the resolved config a session was launched with (a restarted runner needs it)."""
+        await self.redis.set(self._k("config", session_id), config_json)
+
+    async def get_config(self, session_id: str) -> bytes | None:
+        raw = await self.redis.get(self._k("config", session_id))
+        return bytes(raw) if raw is not None else None
+
+    async def delete(self, session_id: str) -> None:
+        rec = await self.get(session_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._k("session", session_id), self._k("config", session_id))
+        pipe.srem(self._k("sessions"), session_id)
+        if rec is not None:
+            if rec.key_hash:
+                pipe.srem(self._k("sessions", "key", rec.key_hash), session_id)
+            if rec.owner:
+                pipe.srem(self._k("sessions", "worker", rec.owner), session_id)
+        await pipe.execute()
+
+    async def list_ids(self, *, key_hash: str | None = None) -> list[str]:
+        key = self._k("sessions", "key", key_hash) if key_hash else self._k("sessions")
+        return sorted(_s(m) for m in await self.redis.smembers(key))
+
+    async def list(self, *, key_hash: str | None = None) -> list[SessionRecord]:
+        """Sessions (all, or one caller's), newest first."""
+        ids = await self.list_ids(key_hash=key_hash)
+        records = await self.get_many(ids)
+        return sorted(records, key=lambda r: r.created_at, reverse=True)
+
+    async def get_many(self, ids: Iterable[str]) -> list[SessionRecord]:
+        ids = list(ids)
+        if not ids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in ids:
+            pipe.hgetall(self._k("session", sid))
+        out: list[SessionRecord] = []
+        for raw in await pipe.execute():
+            if raw:
+                out.append(_from_hash({_s(k): _s(v) for k, v in raw.items()}))
+        return out
+
+    # -- ownership -----------------------------------------------------------------------
+    async def set_owner(self, session_id: str, worker_id: str, container_id: str = "") -> None:
+        rec = await self.get(session_id)
+        if rec is None:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        if rec.owner and rec.owner != worker_id:
+            pipe.srem(self._k("sessions", "worker", rec.owner), session_id)
+        fields = {"owner": worker_id}
+        if container_id:
+            fields["container_id"] = container_id
+        pipe.hset(self._k("session", session_id), mapping=fields)
+        pipe.sadd(self._k("sessions", "worker", worker_id), session_id)
+        await pipe.execute()
+
+    async def claim(self, session_id: str, worker_id: str, expected_owner: str) -> bool:
+        """Atomically take ownership if the owner is still ``expected_owner`` (adoption)."""
+        key = self._k("session", session_id)
+        script = (
+            "local cur = redis.call('HGET', KEYS[1], 'owner') "
+            "if cur == false then return 0 end "
+            "if cur ~= ARGV[1] then return 0 end "
+            "redis.call('HSET', KEYS[1], 'owner', ARGV[2]) return 1"
+        )
+        ok = await self.redis.eval(script, 1, key, expected_owner, worker_id)  # type: ignore[misc]
+        if int(ok) != 1:
+            return False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.srem(self._k("sessions", "worker", expected_owner), session_id)
+        pipe.sadd(self._k("sessions", "worker", worker_id), session_id)
+        await pipe.execute()
+        return True
+
+    async def owned_by(self, worker_id: str) -> list[str]:
+        return sorted(_s(m) for m in await self.redis.smembers(self._k("sessions", "worker", worker_id)))
+
+    # -- workers -------------------------------------------------------------------------
+    async def heartbeat(self, worker_id: str, info: dict[str, Any], ttl: float) -> None:
+        """Mark a worker alive for ``ttl`` seconds."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(self._k("worker", worker_id), _json.encode(info), px=int(ttl * 1000))
+        pipe.sadd(self._k("workers"), worker_id)
+        await pipe.execute()
+
+    async def worker_gone(self, worker_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self._k("worker", worker_id))
+        pipe.srem(self._k("workers"), worker_id)
+        await pipe.execute()
+
+    async def is_alive(self, worker_id: str) -> bool:
+        return bool(await self.redis.exists(self._k("worker", worker_id)))
+
+    async def live_workers(self) -> dict[str, dict[str, Any]]:
+        """Workers whose liveness key has not expired, with the info they last reported."""
+        ids = sorted(_s(m) for m in await self.redis.smembers(self._k("workers")))
+        if not ids:
+            return {}
+        values = await self.redis.mget([self._k("worker", w) for w in ids])
+        alive: dict[str, dict[str, Any]] = {}
+        for wid, val in zip(ids, values, strict=True):
+            if val is not None:
+                alive[wid] = msgspec.json.decode(val)
+        return alive
+
+    async def known_workers(self) -> list[str]:
+        return sorted(_s(m) for m in await self.redis.smembers(self._k("workers")))
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v

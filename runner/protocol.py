@@ -1,0 +1,83 @@
+"""The JSON-lines protocol between a worker and the runner in its container.
+
+Worker → runner (stdin): one :data:`RunnerCommand` per line.
+Runner → worker (stdout): one :class:`Envelope` per line, ``seq`` counting from 1 for the
+life of the runner process, ``event`` a :mod:`broker.events` event as raw JSON so the worker
+can publish it without decoding it again.
+
+This module depends on msgspec alone; the worker imports it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class RunnerCommand(msgspec.Struct, tag_field="type", kw_only=True):
+    pass
+
+
+class Init(RunnerCommand, tag="init"):
+    """First line a fresh runner reads: who it is, what to run, and the secrets to run it with.
+
+    Secrets arrive here rather than in the container's environment, so they never show in
+    ``docker inspect``.
+    """
+
+    session_id: str
+    config: dict[str, Any]
+    api_key: str
+    mcp_env: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+    # Extra environment for the SDK/CLI (ANTHROPIC_BASE_URL, test knobs); never secrets' keys.
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    resume: str | None = None
+    worker_id: str = ""
+
+
+class Attach(RunnerCommand, tag="attach"):
+    """A (re)attached worker asks for every buffered event with ``seq > after_seq``."""
+
+    after_seq: int = 0
+
+
+class ChatIn(RunnerCommand, tag="chat"):
+    turn_id: str
+    message: str
+
+
+class InterruptIn(RunnerCommand, tag="interrupt"):
+    pass
+
+
+class StopIn(RunnerCommand, tag="stop"):
+    reason: str = ""
+
+
+AnyRunnerCommand = Init | Attach | ChatIn | InterruptIn | StopIn
+
+
+class Envelope(msgspec.Struct, kw_only=True):
+    seq: int
+    event: msgspec.Raw
+    # Identifies the runner process: ``seq`` starts again at 1 when it changes (a restart).
+    boot_id: str = ""
+
+
+_encoder = msgspec.json.Encoder()
+_cmd_decoder: msgspec.json.Decoder[AnyRunnerCommand] = msgspec.json.Decoder(AnyRunnerCommand)
+_env_decoder: msgspec.json.Decoder[Envelope] = msgspec.json.Decoder(Envelope)
+
+
+def encode_line(msg: RunnerCommand | Envelope) -> bytes:
+    """One protocol line, newline included."""
+    return _encoder.encode(msg) + b"\n"
+
+
+def decode_command(line: bytes) -> AnyRunnerCommand:
+    return _cmd_decoder.decode(line)
+
+
+def decode_envelope(line: bytes) -> Envelope:
+    return _env_decoder.decode(line)

@@ -1,0 +1,1 @@
+"""Workers: consume commands, own sessions, drive their containers, relay events to NATS."""

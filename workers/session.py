@@ -1,0 +1,288 @@
+"""One session owned by this worker: its runner channel, event relay and command consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from broker import subjects
+from broker.commands import Chat, Interrupt, Stop, decode_command
+from broker.events import ErrorEvent, Event, SessionStatus, SessionStopped, encode_event
+from runner.protocol import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
+from workers.channel import RunnerChannel
+from workers.errors import RunnerGone
+
+if TYPE_CHECKING:
+    from workers.worker import Worker
+
+log = structlog.get_logger("agc.session")
+
+
+class _Peek(msgspec.Struct):
+    """Just enough of an event to route it without decoding all of it."""
+
+    type: str
+    turn_id: str | None = None
+
+
+class _Completed(msgspec.Struct):
+    class _U(msgspec.Struct):
+        input_tokens: int = 0
+        output_tokens: int = 0
+
+    usage: _U = msgspec.field(default_factory=_U)
+    cost_usd: float | None = None
+    sdk_session_id: str | None = None
+
+
+class _Error(msgspec.Struct):
+    code: str = ""
+    message: str = ""
+    detail: str = ""
+    fatal: bool = False
+
+
+_peek = msgspec.json.Decoder(_Peek)
+_completed = msgspec.json.Decoder(_Completed)
+_error = msgspec.json.Decoder(_Error)
+
+
+class SessionHandle:
+    """Relays a runner's events to NATS and the session's commands to the runner."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        session_id: str,
+        container_id: str,
+        channel: RunnerChannel,
+        *,
+        last_seq: int = 0,
+        boot_id: str = "",
+    ) -> None:
+        self.w = worker
+        self.session_id = session_id
+        self.container_id = container_id
+        self.channel = channel
+        self.last_seq = last_seq
+        self.boot_id = boot_id
+        self.status = "starting"
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.stopping = False
+        self.stopped = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy_turns: set[str] = set()
+        self.log = log.bind(session_id=session_id, worker_id=worker.id)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start_relay(self) -> None:
+        """Begin relaying the runner's output to NATS."""
+        self._tasks.append(asyncio.create_task(self._relay(), name=f"relay-{self.session_id}"))
+
+    def start_commands(self) -> None:
+        """Begin consuming this session's commands (call once the runner is ready)."""
+        self._tasks.append(
+            asyncio.create_task(self._consume_commands(), name=f"cmds-{self.session_id}")
+        )
+
+    async def init(self, init: Init) -> None:
+        await self.channel.send(init)
+
+    async def attach(self) -> None:
+        """Ask a running runner to replay what this worker may not have published yet."""
+        await self.channel.send(Attach(after_seq=self.last_seq))
+
+    async def detach(self) -> None:
+        """Stop relaying without touching the container (a worker restart re-attaches)."""
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self.channel.close()
+
+    # -- publishing ----------------------------------------------------------------------
+    async def publish_event(self, event: Event) -> None:
+        """Publish an event the worker itself produces (status, errors)."""
+        await self.w.js.publish(
+            subjects.events(self.session_id),
+            encode_event(event),
+            headers={"Nats-Msg-Id": f"{self.session_id}:w:{uuid.uuid4().hex}"},
+        )
+
+    async def set_status(self, status: str, detail: str = "", **fields: object) -> None:
+        if status == self.status and not fields:
+            return
+        self.status = status
+        await self.w.store.set_status(self.session_id, status, **fields)
+        await self.publish_event(
+            SessionStatus(session_id=self.session_id, status=status, detail=detail)  # type: ignore[arg-type]
+        )
+
+    async def _relay(self) -> None:
+        try:
+            async for env in self.channel.envelopes():
+                await self._publish_envelope(env)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the relay must never die silently
+            self.log.exception("relay failed", error=str(exc))
+        if not self.ready.done():
+            self.ready.set_exception(RunnerGone(self.channel.stderr_tail() or "runner exited"))
+        if not self.stopping:
+            await self.w.on_runner_gone(self)
+
+    async def _publish_envelope(self, env: Envelope) -> None:
+        if env.boot_id != self.boot_id:
+            # A new runner process: its sequence starts again.
+            self.boot_id = env.boot_id
+            self.last_seq = 0
+        if env.seq <= self.last_seq:
+            return  # replayed and already published
+        data = bytes(env.event)
+        await self.w.js.publish(
+            subjects.events(self.session_id),
+            data,
+            headers={"Nats-Msg-Id": f"{self.session_id}:{env.boot_id}:{env.seq}"},
+        )
+        self.last_seq = env.seq
+        await self.w.store.advance_seq(self.session_id, env.boot_id, env.seq)
+        await self._observe(data)
+
+    async def _observe(self, data: bytes) -> None:
+        """Track status and usage from the events that matter for them."""
+        peek = _peek.decode(data)
+        match peek.type:
+            case "session.ready":
+                if not self.ready.done():
+                    self.ready.set_result(None)
+            case "turn.started":
+                if peek.turn_id:
+                    self._busy_turns.add(peek.turn_id)
+                await self.set_status("busy")
+            case "turn.completed":
+                done = _completed.decode(data)
+                self._busy_turns.discard(peek.turn_id or "")
+                await self.w.store.add_usage(
+                    self.session_id,
+                    input_tokens=done.usage.input_tokens,
+                    output_tokens=done.usage.output_tokens,
+                    cost_usd=done.cost_usd or 0.0,
+                )
+                if done.sdk_session_id:
+                    await self.w.store.update(self.session_id, sdk_session_id=done.sdk_session_id)
+                if not self._busy_turns and not self.stopping:
+                    await self.set_status("idle")
+            case "error":
+                err = _error.decode(data)
+                if err.fatal and not self.ready.done():
+                    self.ready.set_exception(RunnerGone(f"{err.message}\n{err.detail}".strip()))
+            case "session.stopped":
+                self.stopped.set()
+
+    # -- commands ------------------------------------------------------------------------
+    async def _consume_commands(self) -> None:
+        cfg = ConsumerConfig(
+            durable_name=subjects.session_consumer(self.session_id),
+            filter_subject=subjects.session_cmd_filter(self.session_id),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30.0,
+            max_deliver=self.w.settings.max_deliveries,
+            inactive_threshold=self.w.settings.session_idle_timeout * 2 + 3600.0,
+        )
+        sub = await self.w.js.pull_subscribe(
+            subjects.session_cmd_filter(self.session_id),
+            durable=cfg.durable_name,
+            stream=subjects.CMD_STREAM,
+            config=cfg,
+        )
+        try:
+            while not self.stopping:
+                try:
+                    msgs = await sub.fetch(batch=8, timeout=1.0)
+                except (NatsTimeout, asyncio.TimeoutError):
+                    continue
+                except Exception as exc:  # NATS reconnecting: back off, keep going
+                    self.log.warning("command fetch failed", error=str(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    await self._handle_command(msg.data, msg.ack, msg.term, msg.nak,
+                                               msg.metadata.num_delivered)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _handle_command(
+        self,
+        data: bytes,
+        ack: Callable[[], Awaitable[None]],
+        term: Callable[[], Awaitable[None]],
+        nak: Callable[..., Awaitable[None]],
+        deliveries: int,
+    ) -> None:
+        try:
+            cmd = decode_command(data)
+        except ValueError as exc:
+            await term()
+            await self.publish_event(
+                ErrorEvent(session_id=self.session_id, code="bad_command", message=str(exc))
+            )
+            return
+        try:
+            match cmd:
+                case Chat(turn_id=turn_id, message=message):
+                    await self.channel.send(ChatIn(turn_id=turn_id, message=message))
+                    await self.w.store.touch(self.session_id)
+                case Interrupt():
+                    await self.channel.send(InterruptIn())
+                case Stop(reason=reason):
+                    await ack()
+                    # Stopping cancels this very task, so it runs on its own.
+                    self.w.spawn(self.w.stop_session(self, reason=reason))
+                    return
+                case _:
+                    await term()
+                    return
+        except RunnerGone as exc:
+            if deliveries >= self.w.settings.max_deliveries:
+                await term()
+                await self.publish_event(
+                    ErrorEvent(
+                        session_id=self.session_id,
+                        code="command_failed",
+                        message=f"gave up on a {type(cmd).__name__.lower()} command "
+                        f"after {deliveries} deliveries",
+                        detail=str(exc),
+                        turn_id=getattr(cmd, "turn_id", None),
+                    )
+                )
+            else:
+                await nak(delay=1.0)
+            return
+        await ack()
+
+    # -- stopping ------------------------------------------------------------------------
+    async def stop_runner(self, reason: str, grace: float = 5.0) -> None:
+        """Ask the runner to stop and wait (bounded) for its ``session.stopped``."""
+        self.stopping = True
+        with contextlib.suppress(RunnerGone):
+            await self.channel.send(StopIn(reason=reason))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), grace)
+        if not self.stopped.is_set():
+            await self.publish_event(SessionStopped(session_id=self.session_id, reason=reason))
+            self.stopped.set()
+
+    def idle_for(self, last_active: float) -> float:
+        return time.time() - last_active

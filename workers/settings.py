@@ -1,0 +1,54 @@
+"""Worker settings, read once from ``AGC_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from pydantic import AliasChoices, Field
+
+from broker.settings import CommonSettings
+
+
+def _default_worker_id() -> str:
+    return f"w-{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+class WorkerSettings(CommonSettings):
+    """Everything a worker process can be told from its environment."""
+
+    worker_id: str = Field(
+        default_factory=_default_worker_id,
+        description="Stable id of this worker; set it so a restarted worker re-attaches its sessions.",
+    )
+    agent_image: str = Field("agcluster-agent:latest", description="Docker image of agent containers.")
+    agent_network: str = Field(
+        "bridge",
+        description="Network of agent containers: `host`, `none`, or a Docker network name.",
+    )
+    anthropic_base_url: str = Field(
+        "",
+        validation_alias=AliasChoices("AGC_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
+        description="Model API base URL passed into every container (a gateway, proxy or test server).",
+    )
+    max_sessions: int = Field(50, description="Most sessions this worker runs at once.")
+    launch_concurrency: int = Field(4, description="Launches this worker handles in parallel.")
+    launch_timeout: float = Field(90.0, description="Seconds a runner has to become ready.")
+    heartbeat_interval: float = Field(2.0, description="Seconds between liveness refreshes.")
+    heartbeat_ttl: float = Field(8.0, description="Seconds a worker counts as alive without a refresh.")
+    session_idle_timeout: float = Field(
+        1800.0,
+        validation_alias=AliasChoices("AGC_SESSION_IDLE_TIMEOUT", "SESSION_IDLE_TIMEOUT"),
+        description="Seconds without real use (chat, upload) after which a session is stopped.",
+    )
+    session_cleanup_interval: float = Field(
+        300.0,
+        validation_alias=AliasChoices("AGC_SESSION_CLEANUP_INTERVAL", "SESSION_CLEANUP_INTERVAL"),
+        description="Seconds between idle-session sweeps.",
+    )
+    drain_timeout: float = Field(20.0, description="Seconds SIGTERM waits for in-flight work.")
+    max_deliveries: int = Field(
+        3, description="Deliveries of a command before it is given up with an error event."
+    )
+    tmp_size: str = Field("512m", description="Size of each container's /tmp tmpfs.")
