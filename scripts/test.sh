@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Full test run: set up everything the tests need, then lint, type check and pytest.
+#   scripts/test.sh [PYTEST ARGS...]
+# AGC_SKIP_SETUP=1 skips scripts/setup.sh (when you know everything is in place).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [[ "${AGC_SKIP_SETUP:-0}" != 1 ]]; then
+  scripts/setup.sh python services docker image web browser
+fi
+
+section() { printf '\n==> %s\n' "$*"; }
+
+section "ruff format --check ."
+.venv/bin/ruff format --check .
+section "ruff check ."
+.venv/bin/ruff check .
+section "mypy"
+.venv/bin/mypy
+
+section "pytest $*"
+rc=0
+.venv/bin/pytest "$@" || rc=$?
+if [[ $rc == 5 ]]; then
+  echo "ERROR: pytest collected no tests (exit 5); a test run that tests nothing is a failure." >&2
+  exit 5
+fi
+exit "$rc"
