@@ -52,11 +52,16 @@ def events(session_id: str) -> str:
 ALL_EVENTS = f"{EVT_PREFIX}.>"
 
 
+def session_rpc(session_id: str, op: str) -> str:
+    """Request/reply subject of an operation the owning worker answers (``stats``, ``files.tree``)."""
+    return f"{RPC_PREFIX}.{check_session_id(session_id)}.{op}"
+
+
 def files_rpc(session_id: str, op: str) -> str:
     """Request/reply subject of a file operation on a session's workspace."""
-    return f"{RPC_PREFIX}.{check_session_id(session_id)}.files.{op}"
+    return session_rpc(session_id, f"files.{op}")
 
 
-def files_rpc_filter(session_id: str) -> str:
-    """Subscription subject of the owning worker for a session's file operations."""
-    return f"{RPC_PREFIX}.{check_session_id(session_id)}.files.*"
+def session_rpc_filter(session_id: str) -> str:
+    """Subscription subject of the owning worker for a session's request/reply operations."""
+    return f"{RPC_PREFIX}.{check_session_id(session_id)}.>"

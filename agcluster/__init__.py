@@ -1,0 +1,1 @@
+"""The ``agcluster`` command and the local stack it can run (``agcluster up``)."""

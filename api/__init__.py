@@ -1,0 +1,1 @@
+"""The Litestar API: REST + SSE for configs, agents and files; serves the dashboard at ``/``."""

@@ -1,0 +1,1 @@
+"""Agent sessions: launch, chat, events, interrupt, list, inspect, stop."""

@@ -1,0 +1,312 @@
+"""What the agent routes do: launch, chat, stop, resource use — over NATS, never Docker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import structlog
+
+from api.agents.schemas import LaunchRequest
+from api.agents.streams import EventFeed, StreamedEvent
+from api.errors import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    GatewayTimeout,
+    Unavailable,
+)
+from api.services import Services
+from broker import subjects
+from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
+from broker.state import TERMINAL_STATUSES, SessionRecord
+from configs.model import CORE_ENV_VARS, AgentConfig
+from configs.store import parse_config
+
+log = structlog.get_logger("agc.api.agents")
+
+MAX_MESSAGE_CHARS = 200_000
+
+
+class _Outcome(msgspec.Struct):
+    type: str
+    message: str = ""
+    detail: str = ""
+    code: str = ""
+    fatal: bool = False
+
+
+_outcome = msgspec.json.Decoder(_Outcome)
+
+
+def resolve_config(services: Services, req: LaunchRequest) -> AgentConfig:
+    """The config a launch asks for: a stored one by id, or an inline one (validated)."""
+    if (req.config_id is None) == (req.config is None):
+        raise BadRequest("give exactly one of `config_id` or `config`")
+    if req.config is not None:
+        return parse_config(req.config)
+    return services.configs.get(str(req.config_id))
+
+
+def check_mcp_env(config: AgentConfig, mcp_env: dict[str, dict[str, str]]) -> None:
+    """Launch-time MCP credentials may only fill variables the config's server declares."""
+    for server, values in mcp_env.items():
+        if server not in config.mcp_servers:
+            raise BadRequest(
+                f"mcp_env names server {server!r}, which config {config.id!r} does not declare",
+                field=f"mcp_env.{server}",
+            )
+        declared = config.declared_mcp_env(server)
+        for key in values:
+            if key in CORE_ENV_VARS:
+                raise BadRequest(
+                    f"mcp_env.{server}.{key} would override a core variable",
+                    field=f"mcp_env.{server}.{key}",
+                )
+            if key not in declared:
+                raise BadRequest(
+                    f"mcp_env.{server}.{key} is not declared in the server's `env` "
+                    f"(declared: {sorted(declared) or 'none'})",
+                    field=f"mcp_env.{server}.{key}",
+                )
+
+
+async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
+    """Publish a launch and wait until the runner is ready (or the launch fails)."""
+    if not req.api_key.strip():
+        raise BadRequest("`api_key` must not be empty")
+    config = resolve_config(services, req)
+    mcp_env = req.mcp_env or {}
+    check_mcp_env(config, mcp_env)
+    if not await services.store.live_workers():
+        raise Unavailable("no worker is running: start one with `agcluster worker`")
+
+    sid = f"conv-{uuid.uuid4().hex}"
+    agent_id = f"agent-{uuid.uuid4().hex[:12]}"
+    wire = config.to_wire()
+    sealer = services.sealer
+    record = SessionRecord(
+        session_id=sid,
+        agent_id=agent_id,
+        config_id=config.id,
+        config_name=config.name,
+        key_hash=sealer.key_hash(req.api_key),
+        sealed_api_key=sealer.seal(req.api_key, context=sid),
+        sealed_mcp_env=(
+            sealer.seal(msgspec.json.encode(mcp_env).decode(), context=sid) if mcp_env else ""
+        ),
+        limits=dict(wire.get("resource_limits") or {}),
+    )
+    await services.store.create(record)
+    await services.store.save_config(sid, msgspec.json.encode(wire))
+    command = Launch(
+        session_id=sid,
+        agent_id=agent_id,
+        config_id=config.id,
+        config=wire,
+        sealed_api_key=record.sealed_api_key,
+        sealed_mcp_env=record.sealed_mcp_env or None,
+    )
+    # Subscribe before publishing so the outcome cannot slip past us.
+    sub = await services.nc.subscribe(subjects.events(sid))
+    try:
+        await services.js.publish(
+            subjects.LAUNCH, encode_command(command), headers={"Nats-Msg-Id": sid}
+        )
+        deadline = time.monotonic() + services.settings.launch_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GatewayTimeout(
+                    f"the session did not become ready within "
+                    f"{services.settings.launch_timeout:.0f} s; it may still start",
+                    session_id=sid,
+                )
+            try:
+                msg = await sub.next_msg(timeout=remaining)
+            except Exception:
+                continue
+            out = _outcome.decode(msg.data)
+            if out.type == "session.ready":
+                break
+            if out.type == "error" and out.fatal:
+                raise BadGateway(
+                    f"the agent failed to start: {out.message}",
+                    reason=out.detail[-4000:],
+                    code=out.code,
+                    session_id=sid,
+                )
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    log.info("launched", session_id=sid, config_id=config.id)
+    return {"session_id": sid, "agent_id": agent_id, "config_id": config.id, "status": "running"}
+
+
+def ensure_live(record: SessionRecord) -> None:
+    if record.status in TERMINAL_STATUSES or record.status == "stopping":
+        raise Conflict(f"session {record.session_id} is {record.status}", status=record.status)
+
+
+def check_message(message: str) -> str:
+    if not message.strip():
+        raise BadRequest("`message` must not be empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise BadRequest(f"`message` is longer than {MAX_MESSAGE_CHARS} characters")
+    return message
+
+
+async def send_chat(
+    services: Services, record: SessionRecord, message: str
+) -> tuple[EventFeed, str]:
+    """Publish a chat; return its turn id and a feed, opened before the publish, of what follows."""
+    turn_id = f"turn-{uuid.uuid4().hex[:16]}"
+    feed = await EventFeed(services.js, record.session_id, after_seq=None,
+                           keepalive=services.settings.sse_keepalive).open()
+    try:
+        await services.js.publish(
+            subjects.session_cmd(record.session_id, "chat"),
+            encode_command(Chat(session_id=record.session_id, turn_id=turn_id, message=message)),
+            headers={"Nats-Msg-Id": turn_id},
+        )
+    except Exception:
+        await feed.close()
+        raise
+    return feed, turn_id
+
+
+async def turn_events(feed: EventFeed, turn_id: str) -> AsyncIterator[StreamedEvent | None]:
+    """The events of one turn, ending with its ``turn.completed`` (or the session's end)."""
+    async for ev in feed.events():
+        if ev is None:
+            yield None
+            continue
+        if ev.turn_id not in (turn_id, None):
+            continue
+        if ev.turn_id is None and ev.type not in ("error", "session.stopped", "session.status"):
+            continue
+        yield ev
+        if (ev.type == "turn.completed" and ev.turn_id == turn_id) or ev.type == "session.stopped":
+            return
+
+
+async def collect_turn(feed: EventFeed, turn_id: str, timeout: float) -> dict[str, Any]:
+    """Run a turn to its end and summarise it for a JSON client."""
+    texts: list[str] = []
+    tools: dict[str, dict[str, Any]] = {}
+    errors: list[dict[str, Any]] = []
+    result: dict[str, Any] = {}
+
+    async def _run() -> None:
+        async for ev in turn_events(feed, turn_id):
+            if ev is None:
+                continue
+            data = msgspec.json.decode(ev.data)
+            match ev.type:
+                case "message" if not data.get("parent_tool_use_id"):
+                    texts.append(data.get("text", ""))
+                case "tool.started":
+                    tools[data["tool_use_id"]] = {
+                        "tool_use_id": data["tool_use_id"],
+                        "name": data.get("name"),
+                        "input": data.get("input"),
+                        "output": None,
+                        "is_error": False,
+                        "parent_tool_use_id": data.get("parent_tool_use_id"),
+                    }
+                case "tool.completed":
+                    entry = tools.setdefault(
+                        data["tool_use_id"],
+                        {"tool_use_id": data["tool_use_id"], "name": data.get("name"),
+                         "input": None},
+                    )
+                    entry["output"] = data.get("output")
+                    entry["is_error"] = bool(data.get("is_error"))
+                case "error":
+                    errors.append({k: data.get(k) for k in ("code", "message", "detail")})
+                case "turn.completed":
+                    result.update(data)
+                case _:
+                    pass
+
+    try:
+        await asyncio.wait_for(_run(), timeout)
+    except asyncio.TimeoutError as exc:
+        raise GatewayTimeout(f"the turn did not finish within {timeout:.0f} s",
+                             turn_id=turn_id) from exc
+    finally:
+        await feed.close()
+    return {
+        "session_id": feed.session_id,
+        "turn_id": turn_id,
+        "text": "\n\n".join(t for t in texts if t),
+        "tool_calls": list(tools.values()),
+        "usage": result.get("usage", {}),
+        "cost_usd": result.get("cost_usd"),
+        "duration_ms": result.get("duration_ms"),
+        "num_turns": result.get("num_turns"),
+        "stop_reason": result.get("stop_reason"),
+        "is_error": bool(result.get("is_error")) or bool(errors) or not result,
+        "interrupted": bool(result.get("interrupted")),
+        "errors": errors,
+    }
+
+
+async def interrupt(services: Services, record: SessionRecord) -> None:
+    await services.js.publish(
+        subjects.session_cmd(record.session_id, "interrupt"),
+        encode_command(Interrupt(session_id=record.session_id)),
+    )
+
+
+async def stop(services: Services, record: SessionRecord) -> dict[str, Any]:
+    """Ask the owner to stop the session and wait (bounded) until it has."""
+    sid = record.session_id
+    if record.status in TERMINAL_STATUSES:
+        return {"session_id": sid, "status": record.status}
+    owner_alive = bool(record.owner) and await services.store.is_alive(record.owner)
+    sub = await services.nc.subscribe(subjects.events(sid))
+    try:
+        await services.js.publish(
+            subjects.session_cmd(sid, "stop"),
+            encode_command(Stop(session_id=sid, reason="deleted")),
+            headers={"Nats-Msg-Id": f"{sid}:stop"},
+        )
+        if owner_alive:
+            deadline = time.monotonic() + services.settings.stop_timeout
+            while (remaining := deadline - time.monotonic()) > 0:
+                try:
+                    msg = await sub.next_msg(timeout=remaining)
+                except Exception:
+                    break
+                if _outcome.decode(msg.data).type == "session.stopped":
+                    break
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    after = await services.store.get(sid)
+    if after is not None and after.status not in TERMINAL_STATUSES:
+        # Nobody alive owns it: record the stop; a worker's reconciliation removes the
+        # container when it sees a stopped session's labels.
+        await services.store.set_status(sid, "stopped")
+    return {"session_id": sid, "status": "stopped"}
+
+
+async def resources(services: Services, record: SessionRecord) -> dict[str, Any] | None:
+    """Live CPU and memory of the session's container, asked of its owner (None if unknown)."""
+    if record.status in TERMINAL_STATUSES or not record.owner:
+        return None
+    try:
+        reply = await services.nc.request(
+            subjects.session_rpc(record.session_id, "stats"), b"{}", timeout=2.0
+        )
+    except Exception:
+        return None
+    data = msgspec.json.decode(reply.data)
+    return data if isinstance(data, dict) and "error" not in data else None
+

@@ -1,0 +1,79 @@
+"""Build the Litestar application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.di import Provide
+from litestar.exceptions import NotFoundException
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.response import File
+from litestar.static_files import create_static_files_router
+
+from api import errors
+from api.agents.controller import AgentsController
+from api.configs_controller import ConfigsController
+from api.health import health
+from api.services import lifespan, provide_services
+from api.settings import ApiSettings
+
+# Paths that belong to the API: a miss there is a JSON 404, never the dashboard's index.html.
+API_PREFIXES = ("/api/", "/health", "/schema", "/metrics")
+
+
+def _spa_fallback(web_dir: Path) -> Any:
+    """404 handler: unknown dashboard routes get index.html (client-side routing)."""
+    index = web_dir / "index.html"
+
+    def handler(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+        path = request.url.path
+        if (
+            request.method in ("GET", "HEAD")
+            and not path.startswith(API_PREFIXES)
+            and index.is_file()
+        ):
+            return File(index, content_disposition_type="inline", media_type="text/html")
+        return errors.handle_http_exception(request, exc)
+
+    return handler
+
+
+def create_app(settings: ApiSettings | None = None) -> Litestar:
+    """The API with its routes, error mapping, OpenAPI at ``/schema`` and metrics at ``/metrics``."""
+    settings = settings or ApiSettings()
+    prometheus = PrometheusConfig(app_name="agc_api", prefix="agc", group_path=True)
+    route_handlers: list[Any] = [
+        health,
+        ConfigsController,
+        AgentsController,
+        PrometheusController,
+    ]
+    if (settings.web_dir / "index.html").is_file():
+        route_handlers.append(
+            create_static_files_router(
+                path="/", directories=[settings.web_dir], html_mode=True, name="web",
+                include_in_schema=False,
+            )
+        )
+    handlers = dict(errors.EXCEPTION_HANDLERS)
+    handlers[NotFoundException] = _spa_fallback(settings.web_dir)
+    app = Litestar(
+        route_handlers=route_handlers,
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=handlers,
+        middleware=[prometheus.middleware],
+        openapi_config=OpenAPIConfig(
+            title="AgCluster API",
+            version="0.1.0",
+            description="Run Claude Agent SDK agents in locked-down containers.",
+            path="/schema",
+        ),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )
+    app.state.settings = settings
+    return app

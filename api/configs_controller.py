@@ -1,0 +1,44 @@
+"""Routes under ``/api/configs``: presets and custom agent configurations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, delete, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from api.services import Services
+from configs.store import parse_config
+
+
+class ConfigsController(Controller):
+    path = "/api/configs"
+    tags = ["configs"]
+
+    @get("/", summary="List agent configurations")
+    async def list_configs(self, services: Services) -> dict[str, Any]:
+        """Presets and custom configs, summarised."""
+        configs = services.configs.list()
+        return {"configs": [c.summary() for c in configs], "total": len(configs)}
+
+    @get("/{config_id:str}", summary="One agent configuration")
+    async def get_config(self, config_id: str, services: Services) -> dict[str, Any]:
+        """The full configuration (404 if unknown)."""
+        cfg = services.configs.get(config_id)
+        return {**cfg.to_wire(), "source": services.configs.source(config_id)}
+
+    @post("/validate", status_code=HTTP_200_OK, summary="Validate a configuration")
+    async def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """200 with the normalised config, or 422 listing every invalid field."""
+        return {"valid": True, "config": parse_config(data).to_wire()}
+
+    @post("/custom", status_code=HTTP_201_CREATED, summary="Save a custom configuration")
+    async def save_custom(self, data: dict[str, Any], services: Services) -> dict[str, Any]:
+        """Validate and store; 409 when the id is a preset's, 422 when invalid."""
+        cfg = services.configs.save_custom(parse_config(data))
+        return {**cfg.to_wire(), "source": "custom"}
+
+    @delete("/custom/{config_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Delete")
+    async def delete_custom(self, config_id: str, services: Services) -> None:
+        """Remove a custom config (403 for a preset, 404 if unknown)."""
+        services.configs.delete_custom(config_id)

@@ -1,0 +1,60 @@
+"""The clients the API holds for its lifetime, made in the lifespan and injected into handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from litestar import Litestar
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+
+from api.settings import ApiSettings
+from broker.connect import connect_nats
+from broker.sealing import Sealer
+from broker.state import SessionStore
+from broker.streams import DAY, StreamSettings, ensure_streams
+from configs.store import ConfigStore
+
+
+@dataclass(slots=True)
+class Services:
+    settings: ApiSettings
+    nc: NATS
+    js: JetStreamContext
+    redis: Redis
+    store: SessionStore
+    sealer: Sealer
+    configs: ConfigStore
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Connect NATS and Redis, make sure the streams exist; close everything on shutdown."""
+    settings: ApiSettings = app.state.settings
+    sealer = Sealer(settings.secret())
+    nc = await connect_nats(settings.nats_url, name="agc-api")
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js, StreamSettings(events_max_age=settings.events_max_age_days * DAY))
+        app.state.services = Services(
+            settings=settings,
+            nc=nc,
+            js=js,
+            redis=redis,
+            store=SessionStore(redis, prefix=settings.redis_prefix),
+            sealer=sealer,
+            configs=ConfigStore(settings.config_dir),
+        )
+        yield
+    finally:
+        await nc.drain()
+        await redis.aclose()
+
+
+def provide_services(state: object) -> Services:
+    services: Services = state.services  # type: ignore[attr-defined]
+    return services

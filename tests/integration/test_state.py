@@ -1,0 +1,78 @@
+"""The Redis session store against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from broker.state import SessionRecord, SessionStore
+
+
+def _rec(sid: str, key: str = "kh1", **kw: object) -> SessionRecord:
+    return SessionRecord(session_id=sid, agent_id="agent-1", config_id="code-assistant",
+                         key_hash=key, **kw)  # type: ignore[arg-type]
+
+
+async def test_create_get_update_list_delete(redis: Redis) -> None:
+    store = SessionStore(redis, prefix="t1")
+    await store.create(_rec("conv-aaaaaaaa", limits={"cpu_quota": 100000}))
+    await store.create(_rec("conv-bbbbbbbb", key="kh2"))
+    got = await store.get("conv-aaaaaaaa")
+    assert got is not None and got.status == "starting" and got.limits == {"cpu_quota": 100000}
+    assert got.created_at > 0
+
+    await store.set_status("conv-aaaaaaaa", "running", sdk_session_id="s1")
+    await store.add_usage("conv-aaaaaaaa", input_tokens=10, output_tokens=5, cost_usd=0.25)
+    await store.add_usage("conv-aaaaaaaa", input_tokens=1, output_tokens=1, cost_usd=0.5)
+    got = await store.get("conv-aaaaaaaa")
+    assert got is not None
+    assert (got.status, got.sdk_session_id, got.turns) == ("running", "s1", 2)
+    assert (got.input_tokens, got.output_tokens, got.cost_usd) == (11, 6, 0.75)
+
+    assert [r.session_id for r in await store.list(key_hash="kh1")] == ["conv-aaaaaaaa"]
+    assert len(await store.list()) == 2
+
+    await store.delete("conv-aaaaaaaa")
+    assert await store.get("conv-aaaaaaaa") is None
+    assert await store.list(key_hash="kh1") == []
+    # An update after deletion must not resurrect a half-record.
+    await store.update("conv-aaaaaaaa", status="idle")
+    assert await store.get("conv-aaaaaaaa") is None
+
+
+async def test_public_view_hides_secrets(redis: Redis) -> None:
+    store = SessionStore(redis, prefix="t2")
+    await store.create(_rec("conv-cccccccc", sealed_api_key="v1.secret", key="khash"))
+    rec = await store.get("conv-cccccccc")
+    assert rec is not None
+    public = rec.public()
+    assert "v1.secret" not in str(public) and "khash" not in str(public)
+
+
+async def test_ownership_and_atomic_claim(redis: Redis) -> None:
+    store = SessionStore(redis, prefix="t3")
+    await store.create(_rec("conv-dddddddd"))
+    await store.set_owner("conv-dddddddd", "w1", "cid")
+    assert await store.owned_by("w1") == ["conv-dddddddd"]
+    results = await asyncio.gather(
+        store.claim("conv-dddddddd", "w2", "w1"), store.claim("conv-dddddddd", "w3", "w1")
+    )
+    assert sorted(results) == [False, True]
+    winner = "w2" if results[0] else "w3"
+    rec = await store.get("conv-dddddddd")
+    assert rec is not None and rec.owner == winner and rec.container_id == "cid"
+    assert await store.owned_by("w1") == []
+    assert await store.owned_by(winner) == ["conv-dddddddd"]
+
+
+async def test_worker_liveness_expires(redis: Redis) -> None:
+    store = SessionStore(redis, prefix="t4")
+    await store.heartbeat("w1", {"sessions": 2}, ttl=0.3)
+    await store.heartbeat("w2", {"sessions": 0}, ttl=30)
+    assert set(await store.live_workers()) == {"w1", "w2"}
+    await asyncio.sleep(0.5)
+    assert set(await store.live_workers()) == {"w2"}
+    assert not await store.is_alive("w1")
+    await store.worker_gone("w2")
+    assert await store.live_workers() == {}

@@ -1,0 +1,1 @@
+"""Shared test helpers: the real local stack as subprocesses, SSE parsing."""

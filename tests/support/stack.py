@@ -1,0 +1,233 @@
+"""The real platform for tests: NATS, Redis, the API and workers as separate processes.
+
+Containers reach the scripted model server on the host's loopback through host networking.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+from agcluster.procs import Service, start_nats, start_redis
+from tests.support.sse import Sse, iter_sse
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = os.environ.get("AGC_AGENT_IMAGE", "agcluster-agent:latest")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_docker() -> docker.DockerClient:
+    """The Docker engine and the agent image, or a loud failure saying how to get them."""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:
+        raise RuntimeError(
+            f"the Docker engine is not reachable ({exc}); run `make test` (it starts dockerd)"
+        ) from exc
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound as exc:
+        raise RuntimeError(f"agent image {IMAGE} missing; run `make image`") from exc
+    return client
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    model_url: str
+    nats: Service | None = None
+    redis: Service | None = None
+    api: subprocess.Popen[bytes] | None = None
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        assert self.nats is not None and self.redis is not None
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AGC_", "ANTHROPIC_"))
+        }
+        env.update(
+            AGC_NATS_URL=self.nats.url,
+            AGC_REDIS_URL=self.redis.url,
+            AGC_SECRET_KEY=self.secret,
+            AGC_STATE_DIR=str(self.tmp),
+            AGC_CONFIG_DIR=str(self.tmp / "configs"),
+            AGC_HOST="127.0.0.1",
+            AGC_PORT=str(self.port),
+            AGC_AGENT_IMAGE=IMAGE,
+            AGC_AGENT_NETWORK="host",
+            ANTHROPIC_BASE_URL=self.model_url,
+            AGC_LOG_LEVEL="INFO",
+            AGC_HEARTBEAT_INTERVAL="0.5",
+            AGC_HEARTBEAT_TTL="3",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, role: str, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "agcluster.cli", role],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_services(self) -> None:
+        self.nats = start_nats(self.tmp / "nats")
+        self.redis = start_redis(self.tmp / "redis")
+
+    def start_api(self) -> None:
+        self.api = self._spawn("api", "api", self.env())
+        self.wait_http()
+
+    def start_worker(self, worker_id: str | None = None, **env: str) -> str:
+        wid = worker_id or f"tw-{uuid.uuid4().hex[:8]}"
+        self.workers[wid] = self._spawn("worker", f"worker-{wid}",
+                                        {**self.env(), "AGC_WORKER_ID": wid, **env})
+        return wid
+
+    def stop_worker(self, wid: str, *, kill: bool = False) -> None:
+        proc = self.workers.pop(wid)
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        proc.wait(30)
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            self.api.send_signal(signal.SIGTERM)
+            self.api.wait(30)
+            self.api = None
+
+    def wait_http(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api is not None and self.api.poll() is not None:
+                raise RuntimeError(f"API exited:\n{self.log('api')}")
+            try:
+                httpx.get(f"{self.base_url}/health", timeout=1.0)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"API did not answer in {timeout} s:\n{self.log('api')}")
+
+    def wait_workers(self, n: int = 1, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{self.base_url}/health", timeout=2.0)
+            if r.json()["workers"]["alive"] >= n:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{n} worker(s) not alive in {timeout} s:\n{self.all_logs()}")
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
+    def all_logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.tmp.glob("*.log")
+        )
+
+    def close(self) -> None:
+        for wid in list(self.workers):
+            try:
+                self.stop_worker(wid)
+            except Exception:
+                self.workers.get(wid) and self.workers[wid].kill()
+        self.stop_api()
+        remove_containers({"agc.managed": "1"}, secret_filter=self.tmp)
+        for svc in (self.redis, self.nats):
+            if svc is not None:
+                svc.stop()
+
+    # -- client helpers ------------------------------------------------------------------
+    def client(self, api_key: str | None = None, timeout: float = 120.0) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def launch(self, api_key: str, config_id: str = "code-assistant", **body: Any) -> str:
+        with self.client() as c:
+            r = c.post("/api/agents/launch", json={"api_key": api_key, "config_id": config_id,
+                                                   **body})
+        assert r.status_code == 200, f"{r.status_code} {r.text}\n{self.all_logs()}"
+        return str(r.json()["session_id"])
+
+    def chat_sse(self, sid: str, api_key: str, message: str) -> list[Sse]:
+        with self.client(api_key) as c, c.stream(
+            "POST", f"/api/agents/{sid}/chat", json={"message": message},
+            headers={"Accept": "text/event-stream"},
+        ) as r:
+            assert r.status_code == 200, r.read()
+            return list(iter_sse(r))
+
+    def delete(self, sid: str, api_key: str) -> None:
+        with self.client(api_key) as c:
+            c.delete(f"/api/agents/sessions/{sid}")
+
+
+_STACK_TMPS: set[str] = set()
+
+
+def remove_containers(labels: dict[str, str], secret_filter: Path | None = None) -> None:
+    """Remove containers (and their volumes) carrying these labels."""
+    client = docker.from_env(timeout=30)
+    flt = [f"{k}={v}" for k, v in labels.items()]
+    for c in client.containers.list(all=True, filters={"label": flt}):
+        sid = c.labels.get("agc.session", "")
+        if secret_filter is not None and c.labels.get("agc.worker", "") and not _ours(c, sid):
+            continue
+        c.remove(force=True, v=True)
+        for vol in (f"agc-ws-{sid}", f"agc-home-{sid}"):
+            try:
+                client.volumes.get(vol).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def _ours(container: Any, sid: str) -> bool:
+    # Every stack's workers are named tw-*/test ids; containers of a developer's own
+    # `agcluster up` (worker ids local-*) are never touched by the tests.
+    return not str(container.labels.get("agc.worker", "")).startswith("local-")
+
+
+@contextmanager
+def running_stack(tmp: Path, model_url: str, *, workers: int = 1,
+                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    require_docker()
+    stack = Stack(tmp=tmp, model_url=model_url, extra_env=extra_env or {})
+    try:
+        stack.start_services()
+        stack.start_api()
+        for _ in range(workers):
+            stack.start_worker()
+        stack.wait_workers(workers)
+        yield stack
+    finally:
+        stack.close()
