@@ -1,0 +1,5 @@
+"""Entry point: ``python -m runner``."""
+
+from runner.main import main
+
+raise SystemExit(main())

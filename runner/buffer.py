@@ -1,0 +1,38 @@
+"""Bounded replay buffer of encoded envelopes, for ``attach{after_seq}``."""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class ReplayBuffer:
+    """Keep the last ``capacity`` protocol lines with their ``seq`` (oldest dropped first)."""
+
+    def __init__(self, capacity: int = 5000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._items: deque[tuple[int, bytes]] = deque(maxlen=capacity)
+
+    def append(self, seq: int, line: bytes) -> None:
+        """Record the line for ``seq``; seqs must increase."""
+        self._items.append((seq, line))
+
+    def since(self, after_seq: int) -> list[tuple[int, bytes]]:
+        """Return every kept ``(seq, line)`` with ``seq > after_seq``, oldest first."""
+        if not self._items or after_seq >= self._items[-1][0]:
+            return []
+        # seqs are contiguous, so the start index is arithmetic, not a scan.
+        first = self._items[0][0]
+        start = max(0, after_seq + 1 - first)
+        return [self._items[i] for i in range(start, len(self._items))]
+
+    @property
+    def first_seq(self) -> int | None:
+        return self._items[0][0] if self._items else None
+
+    @property
+    def last_seq(self) -> int:
+        return self._items[-1][0] if self._items else 0
+
+    def __len__(self) -> int:
+        return len(self._items)

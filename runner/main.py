@@ -1,0 +1,215 @@
+"""The runner's main loop: read commands from stdin, drive the session, exit cleanly.
+
+stdin carries one :mod:`runner.protocol` command per line; stdout carries only protocol
+envelopes (logs go to stderr). EOF on stdin does not end the runner (a worker may detach and
+re-attach) unless ``AGC_EXIT_ON_EOF=1``; ``stop``, SIGTERM and SIGINT end it with exit code 0
+after a ``session.stopped`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+import msgspec
+
+from broker.events import ErrorEvent, Event, SessionStopped, SystemNotice, TurnCompleted
+from runner.buffer import ReplayBuffer
+from runner.emitter import Emitter
+from runner.errors import ConfigError
+from runner.protocol import Attach, ChatIn, Init, InterruptIn, StopIn, decode_command
+from runner.session import AgentSession
+from runner.settings import RunnerSettings
+from runner.stdio import StdinLines, StdoutWriter
+
+log = logging.getLogger("runner")
+
+
+class Runner:
+    """Dispatch protocol commands to the session and own the process's lifecycle."""
+
+    def __init__(self, settings: RunnerSettings, emitter: Emitter, stdin: StdinLines) -> None:
+        self._settings = settings
+        self._emitter = emitter
+        self._stdin = stdin
+        self._session: AgentSession | None = None
+        self._session_id = ""
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def emit(self, event: Event) -> None:
+        self._emitter.emit(event)
+
+    async def run(self) -> int:
+        """Serve until ``stop``, a signal or (with ``AGC_EXIT_ON_EOF``) stdin EOF; return 0."""
+        loop = asyncio.get_running_loop()
+        for sig, name in ((signal.SIGTERM, "sigterm"), (signal.SIGINT, "sigint")):
+            loop.add_signal_handler(sig, self.request_stop, name)
+        self._stdin.start()
+        reader = asyncio.create_task(self._read_commands(), name="commands")
+        await self._stop.wait()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await self._shutdown()
+        return 0
+
+    def request_stop(self, reason: str) -> None:
+        """End the runner (idempotent; the first reason wins)."""
+        if not self._stop.is_set():
+            log.info("stopping: %s", reason)
+            self._stop_reason = reason
+            self._stop.set()
+
+    async def _read_commands(self) -> None:
+        async for line in self._stdin.lines():
+            if line.strip():
+                self._dispatch(line)
+        if self._settings.exit_on_eof:
+            self.request_stop("eof")
+        else:
+            # docker keeps the container's stdin open across attaches, so this is unusual;
+            # the session stays up for SIGTERM.
+            log.warning("stdin closed; still running until SIGTERM")
+
+    def _dispatch(self, line: bytes) -> None:
+        try:
+            command = decode_command(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.emit(
+                ErrorEvent(
+                    session_id=self._session_id,
+                    code="bad_command",
+                    message=f"cannot decode command: {exc}",
+                    detail=line[:500].decode("utf-8", "replace"),
+                )
+            )
+            return
+        match command:
+            case Init():
+                self._init(command)
+            case ChatIn():
+                self._chat(command)
+            case InterruptIn():
+                if self._session is not None:
+                    self._spawn(self._session.interrupt())
+            case Attach():
+                self._attach(command.after_seq)
+            case StopIn():
+                self.request_stop(command.reason or "stop")
+
+    def _init(self, init: Init) -> None:
+        if self._session is not None:
+            self.emit(
+                ErrorEvent(
+                    session_id=self._session_id,
+                    code="already_initialized",
+                    message="this runner already serves a session; init ignored",
+                )
+            )
+            return
+        self._session_id = init.session_id
+        config_id = init.config.get("id") if isinstance(init.config, dict) else None
+        log.info(
+            "init session=%s config=%s mcp_servers=%d resume=%s",
+            init.session_id,
+            config_id,
+            len(init.config.get("mcp_servers") or {}) if isinstance(init.config, dict) else 0,
+            init.resume,
+        )
+        try:
+            session = AgentSession(init, self._settings, self.emit)
+        except ConfigError as exc:
+            self.emit(
+                ErrorEvent(session_id=init.session_id, code=exc.code, message=str(exc), fatal=True)
+            )
+            return
+        self._session = session
+        session.start()
+
+    def _chat(self, chat: ChatIn) -> None:
+        if self._session is None:
+            self.emit(
+                ErrorEvent(
+                    session_id=self._session_id,
+                    turn_id=chat.turn_id,
+                    code="not_initialized",
+                    message="chat before a successful init",
+                )
+            )
+            # Whoever waits on this turn must still see it end.
+            self.emit(
+                TurnCompleted(
+                    session_id=self._session_id,
+                    turn_id=chat.turn_id,
+                    subtype="error_not_initialized",
+                    is_error=True,
+                )
+            )
+            return
+        self._session.submit(chat)
+
+    def _attach(self, after_seq: int) -> None:
+        replayed = self._emitter.replay(after_seq)
+        session = self._session
+        # Answers every attach, so a re-attached worker learns the boot id, the last seq and
+        # whether this runner still needs an init (it does after a restart).
+        self.emit(
+            SystemNotice(
+                session_id=self._session_id,
+                subtype="runner.attached",
+                data={
+                    "after_seq": after_seq,
+                    "replayed": replayed,
+                    "first_buffered_seq": self._emitter.first_buffered_seq,
+                    "last_seq": self._emitter.last_seq,
+                    "boot_id": self._emitter.boot_id,
+                    "initialized": session is not None,
+                    "connected": session is not None and session.connected,
+                    "busy": session is not None and session.busy,
+                    "sdk_session_id": session.sdk_session_id if session else None,
+                },
+            )
+        )
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[Any] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _shutdown(self) -> None:
+        session = self._session
+        if session is not None:
+            await session.finish()
+        self.emit(SessionStopped(session_id=self._session_id, reason=self._stop_reason))
+        self._emitter.close()
+        if session is not None:
+            await session.disconnect()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _amain(settings: RunnerSettings, emitter: Emitter) -> int:
+    runner = Runner(settings, emitter, StdinLines(0))
+    return await runner.run()
+
+
+def main() -> int:
+    """Run the runner process; return its exit code."""
+    settings = RunnerSettings.from_env()
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    writer = StdoutWriter(1)
+    emitter = Emitter(writer, ReplayBuffer(settings.replay_buffer))
+    log.info("runner starting boot_id=%s workspace=%s", emitter.boot_id, settings.workspace)
+    try:
+        return asyncio.run(_amain(settings, emitter))
+    finally:
+        writer.close()

@@ -1,0 +1,424 @@
+"""One agent session: the SDK client's life, the chat queue, turns, interrupts and reconnects.
+
+One ``ClaudeSDKClient`` serves the whole session. A single reader task consumes its message
+stream for as long as it lives (so the CLI dying between turns is noticed at once, and
+sub-agent messages arriving after their turn still have somewhere to go), and routes each
+message to the turn it belongs to. Chats queue and run one at a time; every turn, however it
+ends, gets exactly one ``turn.completed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeSDKClient,
+    ResultMessage,
+    StreamEvent,
+    SystemMessage,
+    UserMessage,
+)
+from claude_agent_sdk import Message as SdkMessage
+
+from broker.events import (
+    ErrorEvent,
+    Event,
+    SessionReady,
+    TurnCompleted,
+    TurnStarted,
+)
+from broker.events import (
+    UserMessage as UserMessageEvent,
+)
+from runner.errors import ConnectError, classify, describe
+from runner.frames import Frame, frames
+from runner.options import build_options, prepare_dirs
+from runner.protocol import ChatIn, Init
+from runner.settings import RunnerSettings
+from runner.stderr_tail import StderrTail
+from runner.translate import Translator, TurnContext
+
+log = logging.getLogger("runner.session")
+
+Emit = Callable[[Event], object]
+
+
+class _Turn:
+    """A turn in flight: its translation context plus the runner's own bookkeeping."""
+
+    def __init__(self, ctx: TurnContext, *, auto: bool = False) -> None:
+        self.ctx = ctx
+        # Started by the CLI itself (e.g. a background task finished), not by a chat.
+        self.auto = auto
+        self.done = asyncio.Event()
+        self.query_sent = False
+
+
+class AgentSession:
+    """Drive one SDK client for a session; all methods are called from the event loop."""
+
+    def __init__(self, init: Init, settings: RunnerSettings, emit: Emit) -> None:
+        """Validate the config (raises ConfigError) and prepare; :meth:`start` connects."""
+        self.session_id = init.session_id
+        self._init = init
+        self._settings = settings
+        self._emit = emit
+        self._stderr = StderrTail(settings.stderr_lines)
+        self._translator = Translator(self.session_id)
+        # Built once here so a bad config fails the init command, not the first chat.
+        build_options(init, settings, resume=None, stderr=self._stderr)
+        self._queue: asyncio.Queue[ChatIn] = asyncio.Queue()
+        self._client: ClaudeSDKClient | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._main_task: asyncio.Task[None] | None = None
+        self._current: _Turn | None = None
+        self._sdk_session_id: str | None = init.resume
+        self._tools: list[str] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def busy(self) -> bool:
+        return self._current is not None or not self._queue.empty()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def sdk_session_id(self) -> str | None:
+        return self._sdk_session_id
+
+    def start(self) -> None:
+        """Connect in the background, then serve queued chats one at a time."""
+        self._main_task = asyncio.create_task(self._main(), name="session-main")
+
+    def submit(self, chat: ChatIn) -> None:
+        """Queue a chat; it runs after the chats before it."""
+        self._queue.put_nowait(chat)
+
+    async def interrupt(self) -> bool:
+        """Stop the running turn; return False when there was none (a no-op)."""
+        turn = self._current
+        if turn is None or turn.ctx.completed or turn.ctx.interrupted:
+            return False
+        turn.ctx.interrupted = True
+        client = self._client
+        if not turn.query_sent or client is None:
+            # Still connecting: the turn sees the flag before it sends anything.
+            return True
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(client.interrupt(), self._settings.interrupt_grace)
+        except Exception as exc:  # the CLI may already be gone; the wait below decides
+            log.warning("interrupt request failed: %s", describe(exc))
+        try:
+            await asyncio.wait_for(turn.done.wait(), self._settings.interrupt_grace)
+        except TimeoutError:
+            if not turn.done.is_set():
+                self._turn_error(
+                    turn,
+                    "interrupt_timeout",
+                    "the CLI did not end the interrupted turn in time; restarting it",
+                    turn.ctx.detail(),
+                )
+                self._drop_client(client)
+                self._finish(turn)
+        log.info("turn %s interrupted in %.3fs", turn.ctx.turn_id, time.monotonic() - started)
+        return True
+
+    async def finish(self) -> None:
+        """Stop taking chats, end the running turn (interrupting it) and cancel queued chats."""
+        self._closing = True
+        turn = self._current
+        if turn is not None and not turn.ctx.completed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._interrupt_and_wait(turn), self._settings.stop_grace)
+        if self._main_task is not None:
+            self._main_task.cancel()
+            await asyncio.gather(self._main_task, return_exceptions=True)
+        turn = self._current
+        if turn is not None and not turn.ctx.completed:
+            self._complete(turn)
+        self._current = None
+        while not self._queue.empty():
+            chat = self._queue.get_nowait()
+            self._emit_turn_start(chat)
+            self._emit(
+                TurnCompleted(
+                    session_id=self.session_id,
+                    turn_id=chat.turn_id,
+                    subtype="cancelled",
+                    interrupted=True,
+                    sdk_session_id=self._sdk_session_id,
+                )
+            )
+
+    async def _interrupt_and_wait(self, turn: _Turn) -> None:
+        await self.interrupt()  # a no-op when an interrupt is already under way
+        await turn.done.wait()
+
+    async def disconnect(self) -> None:
+        """Close the SDK client (its CLI exits) and wait, bounded, for cleanup to finish."""
+        client = self._client
+        if client is not None:
+            self._drop_client(client)
+        if self._background:
+            _done, pending = await asyncio.wait(
+                set(self._background), timeout=self._settings.disconnect_timeout
+            )
+            if pending:
+                log.warning("%d cleanup task(s) still running at exit", len(pending))
+
+    # ------------------------------------------------------------------ connection
+    async def _main(self) -> None:
+        try:
+            await self._connect()
+        except ConnectError as exc:
+            # Not fatal: the next chat tries again.
+            self._emit_error(exc.code, str(exc), exc.detail)
+        while True:
+            chat = await self._queue.get()
+            await self._run_turn(chat)
+
+    async def _connect(self) -> ClaudeSDKClient:
+        resume = self._sdk_session_id
+        try:
+            client = await self._open(resume)
+        except ConnectError as exc:
+            if resume is None or "No conversation found" not in f"{exc}\n{exc.detail}":
+                raise
+            # The transcript is gone (new volume?): a fresh conversation beats no session.
+            self._emit_error(
+                "resume_failed",
+                f"cannot resume conversation {resume}; starting a new one",
+                exc.detail,
+            )
+            self._sdk_session_id = resume = None
+            client = await self._open(None)
+        self._client = client
+        self._reader = asyncio.create_task(self._read(client), name="sdk-reader")
+        model = await self._resolve_model(client)
+        self._emit(
+            SessionReady(
+                session_id=self.session_id,
+                worker_id=self._init.worker_id,
+                config_id=str(self._init.config.get("id") or ""),
+                model=model,
+                tools=list(self._tools),
+                resumed=resume is not None,
+            )
+        )
+        return client
+
+    async def _open(self, resume: str | None) -> ClaudeSDKClient:
+        mark = self._stderr.mark
+        started = time.monotonic()
+        try:
+            options = build_options(self._init, self._settings, resume=resume, stderr=self._stderr)
+            prepare_dirs(options.env)
+            client = ClaudeSDKClient(options)
+            await client.connect()
+        except Exception as exc:
+            # Give the stderr reader a moment: the CLI's reason often lands just after exit.
+            await asyncio.sleep(0.05)
+            detail = self._stderr.since(mark) or self._stderr.tail()
+            raise ConnectError(describe(exc), detail) from exc
+        log.info("SDK client connected in %.3fs (resume=%s)", time.monotonic() - started, resume)
+        return client
+
+    async def _resolve_model(self, client: ClaudeSDKClient) -> str | None:
+        configured = self._init.config.get("model") or None
+        try:
+            info = await client.get_server_info()
+        except Exception:
+            return configured if isinstance(configured, str) else None
+        wanted = configured or "default"
+        for entry in (info or {}).get("models") or []:
+            if isinstance(entry, dict) and entry.get("value") == wanted:
+                resolved = entry.get("resolvedModel")
+                if isinstance(resolved, str):
+                    return resolved
+        return configured if isinstance(configured, str) else None
+
+    def _drop_client(self, client: ClaudeSDKClient) -> None:
+        """Forget ``client`` and close it in the background (its reader is stopped first)."""
+        if self._client is client:
+            self._client = None
+            if self._reader is not None:
+                self._reader.cancel()
+                self._reader = None
+        self._spawn(self._close_client(client))
+
+    async def _close_client(self, client: ClaudeSDKClient) -> None:
+        # Never cancelled from outside: the SDK's shielded close must run to the end or the
+        # CLI process leaks (asyncio cancellation skips its terminate/kill escalation).
+        try:
+            await client.disconnect()
+        except Exception as exc:
+            log.warning("disconnect failed: %s", describe(exc))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ turns
+    async def _run_turn(self, chat: ChatIn) -> None:
+        turn = self._new_turn(chat.turn_id)
+        self._emit_turn_start(chat)
+        # A CLI-started turn would swallow this prompt and answer both in one result.
+        while self._current is not None and self._current.auto:
+            await self._current.done.wait()
+        self._current = turn
+        try:
+            client = self._client
+            if client is None and not turn.ctx.interrupted:
+                client = await self._connect()
+            if turn.ctx.interrupted or client is None:
+                return
+            turn.query_sent = True
+            await client.query(chat.message)
+            await turn.done.wait()
+        except ConnectError as exc:
+            self._turn_error(turn, exc.code, str(exc), exc.detail)
+        except Exception as exc:
+            self._turn_error(turn, classify(exc), describe(exc), turn.ctx.detail())
+            if self._client is not None:
+                self._drop_client(self._client)
+        finally:
+            if not turn.ctx.completed:
+                self._complete(turn)
+            if self._current is turn:
+                self._current = None
+
+    def _new_turn(self, turn_id: str, *, auto: bool = False) -> _Turn:
+        mark = self._stderr.mark
+
+        def detail() -> str:
+            return self._stderr.since(mark)
+
+        return _Turn(TurnContext(turn_id, detail=detail), auto=auto)
+
+    def _emit_turn_start(self, chat: ChatIn) -> None:
+        self._emit(
+            UserMessageEvent(session_id=self.session_id, turn_id=chat.turn_id, text=chat.message)
+        )
+        self._emit(TurnStarted(session_id=self.session_id, turn_id=chat.turn_id))
+
+    def _complete(self, turn: _Turn) -> None:
+        """Emit the ``turn.completed`` of a turn the CLI did not finish with a result."""
+        interrupted = turn.ctx.interrupted
+        self._emit(
+            TurnCompleted(
+                session_id=self.session_id,
+                turn_id=turn.ctx.turn_id or "",
+                subtype="error" if turn.ctx.error_emitted else "interrupted",
+                is_error=turn.ctx.error_emitted,
+                interrupted=interrupted,
+                sdk_session_id=self._sdk_session_id,
+            )
+        )
+        turn.ctx.completed = True
+
+    def _finish(self, turn: _Turn) -> None:
+        """Mark ``turn`` over from outside the message stream (CLI died, interrupt timed out)."""
+        turn.done.set()
+        if turn.auto:
+            if not turn.ctx.completed:
+                self._complete(turn)
+            if self._current is turn:
+                self._current = None
+
+    def _turn_error(self, turn: _Turn, code: str, message: str, detail: str) -> None:
+        if turn.ctx.error_emitted:
+            return
+        turn.ctx.error_emitted = True
+        self._emit(
+            ErrorEvent(
+                session_id=self.session_id,
+                turn_id=turn.ctx.turn_id,
+                code=code,
+                message=message,
+                detail=detail or self._stderr.tail(),
+            )
+        )
+
+    def _emit_error(self, code: str, message: str, detail: str = "") -> None:
+        self._emit(
+            ErrorEvent(session_id=self.session_id, code=code, message=message, detail=detail)
+        )
+
+    # ------------------------------------------------------------------ the message stream
+    async def _read(self, client: ClaudeSDKClient) -> None:
+        failure: Exception | None = None
+        try:
+            async for frame in frames(client):
+                self._on_frame(frame)
+        except Exception as exc:
+            failure = exc
+        # Cancellation (a deliberate drop) skips this: only an unexpected end gets here.
+        self._on_client_lost(client, failure)
+
+    def _on_frame(self, frame: Frame) -> None:
+        message, raw = frame.message, frame.raw
+        parent = getattr(message, "parent_tool_use_id", None)
+        if isinstance(message, ResultMessage) and parent is None:
+            self._sdk_session_id = message.session_id or self._sdk_session_id
+        elif isinstance(message, SystemMessage) and message.subtype == "init":
+            tools = message.data.get("tools")
+            if isinstance(tools, list):
+                self._tools = [str(t) for t in tools]
+            sid = message.data.get("session_id")
+            if isinstance(sid, str) and sid:
+                self._sdk_session_id = sid
+        ctx = self._context_for(message, parent)
+        for event in self._translator.translate(message, raw, ctx):
+            self._emit(event)
+        turn = self._current
+        if isinstance(message, ResultMessage) and turn is not None and turn.ctx is ctx:
+            turn.done.set()
+            # Cleared now, not when the turn's task wakes: what follows is not this turn's.
+            self._current = None
+
+    def _context_for(self, message: SdkMessage | None, parent: str | None) -> TurnContext:
+        turn = self._current
+        if parent is not None:
+            owner = self._translator.turn_of(parent)
+            if turn is not None and owner in (None, turn.ctx.turn_id):
+                return turn.ctx
+            # A background sub-agent of an earlier turn: keep its events on that turn.
+            return TurnContext(owner, detail=self._stderr.tail)
+        if turn is None and isinstance(
+            message, AssistantMessage | UserMessage | StreamEvent | ResultMessage
+        ):
+            turn = self._new_turn(f"auto-{uuid.uuid4().hex[:12]}", auto=True)
+            turn.query_sent = True
+            self._current = turn
+            self._emit(TurnStarted(session_id=self.session_id, turn_id=turn.ctx.turn_id or ""))
+            log.info("the CLI started turn %s on its own", turn.ctx.turn_id)
+        return turn.ctx if turn is not None else TurnContext(None, detail=self._stderr.tail)
+
+    def _on_client_lost(self, client: ClaudeSDKClient, failure: Exception | None) -> None:
+        if client is not self._client:
+            return
+        self._client = None
+        self._reader = None
+        self._spawn(self._close_client(client))
+        code = classify(failure) if failure is not None else "cli_exited"
+        message = describe(failure) if failure is not None else "the Claude Code CLI exited"
+        log.warning("SDK client lost: %s", message)
+        turn = self._current
+        if turn is not None and not turn.ctx.completed:
+            self._turn_error(turn, code, message, turn.ctx.detail() or self._stderr.tail())
+            self._finish(turn)
+        elif not self._closing:
+            self._emit_error(code, f"{message}; the next chat reconnects", self._stderr.tail())

@@ -1,0 +1,1 @@
+"""A scripted Anthropic Messages API server the test suite owns (real SSE, loopback only)."""
