@@ -1,0 +1,143 @@
+// Shapes of the public AgCluster REST/SSE API (see issue 6 / DESIGN.md).
+
+export interface ResourceLimits {
+  cpu_quota?: number; // 100000 = 1 CPU
+  memory_limit?: string; // "4g"
+  storage_limit?: string; // "10g"
+  pids_limit?: number;
+}
+
+export interface ConfigSummary {
+  id: string;
+  name: string;
+  description?: string;
+  version?: string;
+  allowed_tools: string[];
+  permission_mode?: string;
+  model?: string | null;
+  has_mcp_servers?: boolean;
+  has_sub_agents?: boolean;
+  mcp_servers?: string[];
+  sub_agents?: string[];
+  resource_limits?: ResourceLimits;
+  mcp_credentials?: Record<string, string[]>;
+  source?: "preset" | "custom";
+}
+
+export type SystemPrompt =
+  | string
+  | { type: "preset"; preset: "claude_code" | string; append?: string | null };
+
+export type McpServer =
+  | { type: "stdio"; command: string; args?: string[]; env?: Record<string, string> }
+  | { type: "sse" | "http"; url: string; headers?: Record<string, string> };
+
+export interface SubAgent {
+  description: string;
+  prompt: string;
+  tools?: string[] | null;
+  model?: string | null;
+}
+
+export interface AgentConfig {
+  id: string;
+  name: string;
+  description?: string;
+  version?: string;
+  allowed_tools?: string[];
+  system_prompt?: SystemPrompt | null;
+  permission_mode?: string;
+  mcp_servers?: Record<string, McpServer>;
+  agents?: Record<string, SubAgent>;
+  resource_limits?: ResourceLimits;
+  max_turns?: number | null;
+  model?: string | null;
+  env?: Record<string, string>;
+  setting_sources?: string[] | null;
+  source?: "preset" | "custom";
+}
+
+export type SessionStatus =
+  | "starting"
+  | "running"
+  | "busy"
+  | "idle"
+  | "stopping"
+  | "stopped"
+  | "failed";
+
+export interface SessionInfo {
+  session_id: string;
+  agent_id?: string;
+  config_id?: string;
+  config_name?: string;
+  status: SessionStatus | string;
+  created_at?: number;
+  last_active?: number;
+  owner_worker?: string;
+  turns?: number;
+  usage?: { input_tokens?: number; output_tokens?: number };
+  cost_usd?: number;
+  limits?: ResourceLimits;
+  resources?: { cpu_percent?: number; memory_bytes?: number; memory_limit_bytes?: number } | null;
+}
+
+export interface LaunchResponse {
+  session_id: string;
+  agent_id: string;
+  config_id?: string;
+  status: string;
+}
+
+export interface FileNode {
+  name: string;
+  type: "file" | "directory";
+  path: string;
+  size?: number;
+  modified?: number | string;
+  children?: FileNode[];
+}
+
+export interface FileTree {
+  session_id: string;
+  root: FileNode;
+  total_files?: number;
+  total_directories?: number;
+  total_size?: number;
+}
+
+export type FilePreview =
+  | {
+      type: "text";
+      path: string;
+      content: string;
+      language?: string | null;
+      size?: number;
+      lines?: number;
+      truncated?: boolean;
+    }
+  | { type: "binary"; path: string; size?: number; mime?: string; download_url?: string }
+  | { type: "image"; path: string; url: string; mime: string; size: number };
+
+export interface Todo {
+  content: string;
+  status: "pending" | "in_progress" | "completed" | string;
+  active_form?: string;
+  activeForm?: string;
+}
+
+export interface Usage {
+  input_tokens?: number;
+  output_tokens?: number;
+  cache_creation_input_tokens?: number;
+  cache_read_input_tokens?: number;
+}
+
+/** One platform event (the `data:` of an SSE message). */
+export interface AgcEvent {
+  type: string;
+  session_id?: string;
+  turn_id?: string | null;
+  ts?: number | string;
+  [k: string]: unknown;
+}
