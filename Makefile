@@ -6,6 +6,7 @@
 #   make bench [ARGS=...]     python -m tests.bench
 #   make lint | typecheck | fmt
 #   make image                build (if inputs changed) and verify the agent image
+#   make platform             build the image of compose/docker-compose.yml
 #   make setup [STAGES="python services docker image web browser"]
 #   make stop-docker          stop the dockerd that setup started
 
@@ -15,7 +16,7 @@ ARGS  ?=
 STAGES ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up test bench lint typecheck fmt image setup web browser stop-docker
+.PHONY: help up test bench lint typecheck fmt image platform setup web browser stop-docker
 
 help:
 	@awk '/^$$/ { exit } { sub(/^# ?/, ""); print }' Makefile
@@ -49,6 +50,9 @@ fmt:
 
 image:
 	scripts/setup.sh docker image
+
+platform:
+	scripts/setup.sh python docker platform
 
 web:
 	scripts/setup.sh web

@@ -2,7 +2,8 @@
 # AgCluster local setup: idempotent, quick when everything is already in place.
 #
 #   scripts/setup.sh [STAGE...]        default: python services docker image
-#   stages: python services docker image web browser   (or "all")
+#   stages: python services docker image web browser   (or "all"; "platform" on request:
+#   the image of compose/docker-compose.yml)
 #
 # Environment:
 #   AGC_STATE_DIR    state dir (stamps, wheelhouse, build context, logs); default <repo>/.agc
@@ -43,7 +44,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^set / { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"
 }
 
 # ---------------------------------------------------------------- helpers
@@ -361,7 +362,10 @@ build_wheelhouse() {
   rm -rf "$wh.new"
   "${pip[@]}" download --disable-pip-version-check -q \
     --only-binary=:all: --python-version 3.11 --implementation cp \
-    -d "$wh.new" -r "$req"
+    -d "$wh.new" -r "$req" >"$STATE/wheelhouse.log" 2>&1 || {
+    tail -n 30 "$STATE/wheelhouse.log" >&2
+    die "pip download of $req failed; see $STATE/wheelhouse.log"
+  }
   rm -rf "$wh"
   mv "$wh.new" "$wh"
   stamp_set wheelhouse "$h"
@@ -394,7 +398,7 @@ docker_build() {
   local rc=0
   {
     echo "### docker build $*"
-    $DOCKER build --network none "$@" "$STATE/build-ctx" 2>&1
+    $DOCKER build --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" "$@" "$STATE/build-ctx" 2>&1
   } | while IFS= read -r line; do
     printf '%s\n' "$line" >>"$STATE/image-build.log"
     case "$line" in
@@ -480,6 +484,121 @@ stage_image() {
     awk '{ printf "%s %.0f MB", substr($1, 1, 19), $2 / 1e6 }')"
 }
 
+# ---------------------------------------------------------------- platform (compose stack)
+# Not part of the default stages: `scripts/setup.sh docker image platform` builds
+# $AGC_PLATFORM_IMAGE (default agcluster-platform:latest) for compose/docker-compose.yml.
+stage_platform() {
+  docker_ready
+  $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1 || build_base_image
+  local ctx="$STATE/platform-ctx" src="$STATE/platform-src" img="${AGC_PLATFORM_IMAGE:-agcluster-platform:latest}"
+  [[ -x "$VENV/bin/python" ]] || die "platform: .venv missing; run scripts/setup.sh python first"
+  mkdir -p "$ctx"
+
+  # 1. wheels: the project (built from a copy, so no build/ or egg-info lands in the repo) + deps
+  local p pkgs=()
+  for p in agcluster broker api workers runner configs; do [[ -d $p ]] && pkgs+=("$p"); done
+  local h
+  h="$({
+    sha256sum pyproject.toml
+    hash_tree "${pkgs[@]}"
+  } | sha256sum | cut -d' ' -f1)"
+  if [[ -d "$ctx/wheels" ]] && stamp_fresh platform-wheels "$h"; then
+    log "platform: wheels up to date"
+  else
+    step "platform: pip wheel (project + dependencies)"
+    rm -rf "$src" "$ctx/wheels"
+    mkdir -p "$src"
+    local extra=()
+    for p in README.md README.rst LICENSE LICENSE.txt; do [[ -f $p ]] && extra+=("$p"); done
+    tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
+      -cf - pyproject.toml "${extra[@]}" "${pkgs[@]}" | tar -C "$src" -xf -
+    # The project wheel is built here; its dependencies are resolved for the image's Python
+    # (Debian's 3.11.2: environment markers such as python_full_version < "3.11.3" matter).
+    local py_full
+    py_full="$($DOCKER run --rm --network none "$BASE_IMAGE" python3 -c 'import platform; print(platform.python_version())')"
+    {
+      "$VENV/bin/python" -m pip wheel --disable-pip-version-check -q --no-deps -w "$ctx/wheels" "$src" &&
+        "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
+          --only-binary=:all: --python-version "$py_full" --implementation cp \
+          -d "$ctx/wheels" "$ctx"/wheels/agcluster-*.whl
+    } >"$STATE/platform-wheels.log" 2>&1 || {
+      tail -n 30 "$STATE/platform-wheels.log" >&2
+      die "building the platform wheelhouse failed; see $STATE/platform-wheels.log"
+    }
+    # pip evaluates markers with the host's interpreter: let the image's pip name what is missing
+    local i out missing
+    for ((i = 0; i < 5; i++)); do
+      out="$($DOCKER run --rm --network none -v "$ctx/wheels:/wheels:ro" "$BASE_IMAGE" sh -c \
+        'python3 -m venv /tmp/v && /tmp/v/bin/pip install --dry-run -q --no-index --find-links /wheels agcluster' 2>&1)" &&
+        break
+      missing="$(sed -n 's/.*No matching distribution found for \([^;[:space:]]*\).*/\1/p' <<<"$out" | head -1)"
+      [[ -n $missing ]] || {
+        printf '%s\n' "$out" >&2
+        die "platform wheelhouse does not install in $BASE_IMAGE"
+      }
+      log "platform: adding $missing (needed by Python $py_full)"
+      "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
+        --only-binary=:all: --python-version "$py_full" --implementation cp \
+        -d "$ctx/wheels" "$missing" >>"$STATE/platform-wheels.log" 2>&1 ||
+        die "pip download $missing failed; see $STATE/platform-wheels.log"
+    done
+    rm -rf "$src"
+    stamp_set platform-wheels "$h"
+    step_done "wheels: $(find "$ctx/wheels" -name '*.whl' | wc -l), $(du -sh "$ctx/wheels" | cut -f1)"
+  fi
+
+  # 2. redis-server debs: resolved against the base image's dpkg status, so only what it lacks
+  local base_id
+  base_id="$($DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE")"
+  if [[ -d "$ctx/debs" ]] && stamp_fresh platform-debs "$base_id"; then
+    log "platform: redis debs up to date"
+  else
+    need_root "apt-get download"
+    step "platform: downloading redis-server debs for $BASE_IMAGE"
+    local apt_dir="$STATE/platform-apt"
+    rm -rf "$apt_dir" "$ctx/debs"
+    mkdir -p "$apt_dir/archives/partial" "$apt_dir/dpkg" "$ctx/debs"
+    $DOCKER run --rm --network none "$BASE_IMAGE" cat /var/lib/dpkg/status >"$apt_dir/dpkg/status"
+    [[ $APT_UPDATED == 1 ]] || {
+      apt-get update -qq >>"$STATE/apt.log" 2>&1 || die "apt-get update failed"
+      APT_UPDATED=1
+    }
+    apt-get install -y -q --download-only --no-install-recommends \
+      -o Dir::State::status="$apt_dir/dpkg/status" \
+      -o Dir::Cache::archives="$apt_dir/archives" \
+      -o Debug::NoLocking=1 \
+      redis-server >>"$STATE/apt.log" 2>&1 || die "apt-get download of redis-server failed; see $STATE/apt.log"
+    mv "$apt_dir"/archives/*.deb "$ctx/debs/"
+    rm -rf "$apt_dir"
+    stamp_set platform-debs "$base_id"
+    step_done "debs: $(find "$ctx/debs" -name '*.deb' -printf '%f ' | sed 's/_[^ ]*//g')"
+  fi
+
+  # 3. web UI (may be empty) and the Dockerfile
+  rm -rf "$ctx/web"
+  mkdir -p "$ctx/web"
+  if [[ -d web/dist ]]; then cp -a web/dist/. "$ctx/web/"; else log "platform: no web/dist; the image serves no dashboard"; fi
+  cp compose/platform.Dockerfile "$ctx/Dockerfile"
+
+  step "platform: docker build $img"
+  local rc=0
+  $DOCKER build --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$img" "$ctx" \
+    >"$STATE/platform-build.log" 2>&1 || rc=$?
+  grep -E '^(Step|Successfully)' "$STATE/platform-build.log" | cut -c1-150 | sed 's/^/    /'
+  [[ $rc == 0 ]] || {
+    tail -n 30 "$STATE/platform-build.log" >&2
+    die "platform image build failed; see $STATE/platform-build.log"
+  }
+  $DOCKER image prune -f --filter dangling=true --filter label=agc.role=platform-venv >/dev/null 2>&1 || true
+  $DOCKER image prune -f --filter dangling=true --filter label=agc.role=platform >/dev/null 2>&1 || true
+  step_done "platform image $($DOCKER image inspect -f '{{.Size}}' "$img" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
+  if ! command -v docker-compose >/dev/null; then
+    step "platform: installing docker-compose (Debian, compose v1 CLI)"
+    apt_install --no-install-recommends docker-compose
+    step_done "docker-compose"
+  fi
+}
+
 # ---------------------------------------------------------------- web
 stage_web() {
   if [[ ! -f web/package.json ]]; then
@@ -541,7 +660,7 @@ for a in "$@"; do
       exit 0
       ;;
     all) STAGES+=(python services docker image web browser) ;;
-    python | services | docker | image | web | browser) STAGES+=("$a") ;;
+    python | services | docker | image | web | browser | platform) STAGES+=("$a") ;;
     *)
       usage >&2
       die "unknown stage: $a"
@@ -558,7 +677,7 @@ if ! flock -n 9; then
   flock 9
 fi
 
-for s in python services docker image web browser; do
+for s in python services docker image platform web browser; do
   for want in "${STAGES[@]}"; do
     if [[ $want == "$s" ]]; then
       "stage_$s"
