@@ -63,7 +63,7 @@ hash_tree() {
       continue
     }
     find "$d" \( -name __pycache__ -o -name node_modules -o -name dist -o -name '*.egg-info' \) -prune \
-      -o -type f ! -name '*.pyc' -print0
+      -o -type f ! -name '*.pyc' ! -name '*.tsbuildinfo' -print0
   done | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1
 }
 
@@ -398,7 +398,7 @@ docker_build() {
   local rc=0
   {
     echo "### docker build $*"
-    $DOCKER build --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" "$@" "$STATE/build-ctx" 2>&1
+    $DOCKER build --force-rm --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" "$@" "$STATE/build-ctx" 2>&1
   } | while IFS= read -r line; do
     printf '%s\n' "$line" >>"$STATE/image-build.log"
     case "$line" in
@@ -477,7 +477,9 @@ stage_image() {
       # drop the previous build unless a container still uses it
       $DOCKER rmi "$old_id" >/dev/null 2>&1 || true
     fi
+    # earlier builds that lost their tag (prune skips images that containers still use)
     $DOCKER image prune -f --filter dangling=true --filter label=agc.role=agent-venv >/dev/null 2>&1 || true
+    $DOCKER image prune -f --filter dangling=true --filter label=agc.role=agent >/dev/null 2>&1 || true
   fi
   verify_agent_image "$hash"
   log "image: $AGENT_IMAGE $($DOCKER image inspect -f '{{.Id}} {{.Size}}' "$AGENT_IMAGE" |
@@ -582,7 +584,7 @@ stage_platform() {
 
   step "platform: docker build $img"
   local rc=0
-  $DOCKER build --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$img" "$ctx" \
+  $DOCKER build --force-rm --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$img" "$ctx" \
     >"$STATE/platform-build.log" 2>&1 || rc=$?
   grep -E '^(Step|Successfully)' "$STATE/platform-build.log" | cut -c1-150 | sed 's/^/    /'
   [[ $rc == 0 ]] || {
@@ -611,6 +613,9 @@ stage_web() {
     apt_install --no-install-recommends nodejs npm
     step_done "npm"
   }
+  local node_major
+  node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  [[ $node_major -ge 20 ]] || log "web: WARNING: node $(node --version 2>/dev/null || echo missing) is older than 20; the build may fail"
   local lock h
   if [[ -f web/package-lock.json ]]; then lock=web/package-lock.json; else lock=web/package.json; fi
   h="$(sha256sum "$lock" | cut -d' ' -f1)"
