@@ -171,6 +171,8 @@ stage_services() {
     need_root "installing redis-server"
     step "services: installing redis-server (Debian)"
     apt_install --no-install-recommends redis-server
+    # we run our own redis per test/stack: never depend on (or leave) Debian's service on 6379
+    if [[ -x /etc/init.d/redis-server ]]; then /etc/init.d/redis-server stop >/dev/null 2>&1 || true; fi
     step_done "redis-server"
   fi
   log "services: $(redis-server --version | cut -d' ' -f1-3)"
@@ -204,15 +206,22 @@ stage_docker() {
     return 0
   fi
   need_root "starting dockerd"
-  step "docker: starting $dockerd (log: $STATE/dockerd.log)"
-  # setsid + closed lock fd: the daemon outlives this script and must not hold our lock.
-  setsid "$dockerd" >>"$STATE/dockerd.log" 2>&1 </dev/null 9>&- &
-  local pid=$!
-  echo "$pid" >"$STATE/dockerd.pid"
+  local pid
+  pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
+  if [[ -n $pid && "$(cat "/proc/$pid/comm" 2>/dev/null)" == dockerd ]]; then
+    step "docker: dockerd pid $pid is already starting; waiting for it"
+  else
+    step "docker: starting $dockerd (log: $STATE/dockerd.log)"
+    # setsid + closed lock fd: the daemon outlives this script and must not hold our lock.
+    (cd / && exec setsid --wait "$dockerd" >>"$STATE/dockerd.log" 2>&1 </dev/null 9>&-) &
+    pid=$!
+  fi
   local i
   for ((i = 0; i < 60; i++)); do
     if $DOCKER info >/dev/null 2>&1; then
-      step_done "dockerd pid $pid, engine $($DOCKER version -f '{{.Server.Version}}')"
+      # for scripts/stop-docker.sh: the daemon's own pid
+      cp /var/run/docker.pid "$STATE/dockerd.pid" 2>/dev/null || echo "$pid" >"$STATE/dockerd.pid"
+      step_done "dockerd pid $(cat "$STATE/dockerd.pid"), engine $($DOCKER version -f '{{.Server.Version}}')"
       return 0
     fi
     if ! kill -0 "$pid" 2>/dev/null; then
