@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Controller, delete, get, post
@@ -18,14 +19,19 @@ class ConfigsController(Controller):
     @get("/", summary="List agent configurations")
     async def list_configs(self, services: Services) -> dict[str, Any]:
         """Presets and custom configs, summarised."""
-        configs = services.configs.list()
-        return {"configs": [c.summary() for c in configs], "total": len(configs)}
+        store = services.configs
+        configs = [
+            {**c.summary(), "source": "preset" if store.is_preset(c.id) else "custom"}
+            for c in await asyncio.to_thread(store.list_configs)
+        ]
+        return {"configs": configs, "total": len(configs)}
 
     @get("/{config_id:str}", summary="One agent configuration")
     async def get_config(self, config_id: str, services: Services) -> dict[str, Any]:
         """The full configuration (404 if unknown)."""
-        cfg = services.configs.get(config_id)
-        return {**cfg.to_wire(), "source": services.configs.source(config_id)}
+        cfg = await asyncio.to_thread(services.configs.get, config_id)
+        source = "preset" if services.configs.is_preset(cfg.id) else "custom"
+        return {**cfg.to_wire(), "source": source}
 
     @post("/validate", status_code=HTTP_200_OK, summary="Validate a configuration")
     async def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -35,10 +41,11 @@ class ConfigsController(Controller):
     @post("/custom", status_code=HTTP_201_CREATED, summary="Save a custom configuration")
     async def save_custom(self, data: dict[str, Any], services: Services) -> dict[str, Any]:
         """Validate and store; 409 when the id is a preset's, 422 when invalid."""
-        cfg = services.configs.save_custom(parse_config(data))
+        cfg = parse_config(data)
+        await asyncio.to_thread(services.configs.save_custom, cfg)
         return {**cfg.to_wire(), "source": "custom"}
 
     @delete("/custom/{config_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Delete")
     async def delete_custom(self, config_id: str, services: Services) -> None:
         """Remove a custom config (403 for a preset, 404 if unknown)."""
-        services.configs.delete_custom(config_id)
+        await asyncio.to_thread(services.configs.delete_custom, config_id)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from litestar import Litestar
+from litestar.datastructures import State
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
@@ -55,6 +56,6 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-def provide_services(state: object) -> Services:
-    services: Services = state.services  # type: ignore[attr-defined]
+def provide_services(state: State) -> Services:
+    services: Services = state.services
     return services

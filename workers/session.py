@@ -89,10 +89,24 @@ class SessionHandle:
         self._tasks.append(asyncio.create_task(self._relay(), name=f"relay-{self.session_id}"))
 
     def start_commands(self) -> None:
-        """Begin consuming this session's commands (call once the runner is ready)."""
+        """Begin consuming this session's commands and answering its requests (once ready)."""
         self._tasks.append(
             asyncio.create_task(self._consume_commands(), name=f"cmds-{self.session_id}")
         )
+        self._tasks.append(asyncio.create_task(self._serve_rpc(), name=f"rpc-{self.session_id}"))
+
+    async def _serve_rpc(self) -> None:
+        """Answer request/reply operations on this session (``stats``, ``files.*``)."""
+        prefix = subjects.session_rpc(self.session_id, "")
+        sub = await self.w.nc.subscribe(subjects.session_rpc_filter(self.session_id))
+        try:
+            async for msg in sub.messages:
+                op = msg.subject.removeprefix(prefix)
+                # Each request runs on its own so a slow archive never blocks a stats call.
+                self.w.spawn(self.w.rpc.handle(self, op, msg))
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def init(self, init: Init) -> None:
         await self.channel.send(init)

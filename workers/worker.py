@@ -31,6 +31,7 @@ from runner.protocol import Init
 from workers.channel import RunnerChannel
 from workers.docker_provider import ContainerSpec, DockerProvider
 from workers.errors import LaunchFailed, ProviderError, RunnerGone, WorkerError
+from workers.rpc import RpcRouter
 from workers.session import SessionHandle
 from workers.settings import WorkerSettings
 
@@ -56,6 +57,7 @@ class Worker:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._bg: set[asyncio.Task[Any]] = set()
         self.started_at = time.time()
+        self.rpc = RpcRouter(self)
         self.log = log.bind(worker_id=self.id)
 
     # -- process lifecycle ---------------------------------------------------------------

@@ -25,7 +25,7 @@ from api.services import Services
 from broker import subjects
 from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
 from broker.state import TERMINAL_STATUSES, SessionRecord
-from configs.model import CORE_ENV_VARS, AgentConfig
+from configs.model import AgentConfig, is_core_env_var
 from configs.store import parse_config
 
 log = structlog.get_logger("agc.api.agents")
@@ -44,13 +44,13 @@ class _Outcome(msgspec.Struct):
 _outcome = msgspec.json.Decoder(_Outcome)
 
 
-def resolve_config(services: Services, req: LaunchRequest) -> AgentConfig:
+async def resolve_config(services: Services, req: LaunchRequest) -> AgentConfig:
     """The config a launch asks for: a stored one by id, or an inline one (validated)."""
     if (req.config_id is None) == (req.config is None):
         raise BadRequest("give exactly one of `config_id` or `config`")
     if req.config is not None:
         return parse_config(req.config)
-    return services.configs.get(str(req.config_id))
+    return await asyncio.to_thread(services.configs.get, str(req.config_id))
 
 
 def check_mcp_env(config: AgentConfig, mcp_env: dict[str, dict[str, str]]) -> None:
@@ -63,7 +63,7 @@ def check_mcp_env(config: AgentConfig, mcp_env: dict[str, dict[str, str]]) -> No
             )
         declared = config.declared_mcp_env(server)
         for key in values:
-            if key in CORE_ENV_VARS:
+            if is_core_env_var(key):
                 raise BadRequest(
                     f"mcp_env.{server}.{key} would override a core variable",
                     field=f"mcp_env.{server}.{key}",
@@ -80,7 +80,7 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
     """Publish a launch and wait until the runner is ready (or the launch fails)."""
     if not req.api_key.strip():
         raise BadRequest("`api_key` must not be empty")
-    config = resolve_config(services, req)
+    config = await resolve_config(services, req)
     mcp_env = req.mcp_env or {}
     check_mcp_env(config, mcp_env)
     if not await services.store.live_workers():
@@ -138,7 +138,7 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
                 raise BadGateway(
                     f"the agent failed to start: {out.message}",
                     reason=out.detail[-4000:],
-                    code=out.code,
+                    error_code=out.code,
                     session_id=sid,
                 )
     finally:
