@@ -79,6 +79,7 @@ export interface SessionInfo {
   usage?: { input_tokens?: number; output_tokens?: number };
   cost_usd?: number;
   limits?: ResourceLimits;
+  error?: string | null;
   resources?: { cpu_percent?: number; memory_bytes?: number; memory_limit_bytes?: number } | null;
 }
 

@@ -211,7 +211,19 @@ export function FilePreviewPane({
         )}
         {preview?.type === "image" && (
           <div class="preview-image">
-            <img src={preview.url} alt={path} data-testid="preview-image" />
+            <img
+              src={preview.url}
+              alt={path}
+              data-testid="preview-image"
+              onLoad={(e) => {
+                // Tiny images (icons, sprites) are scaled up crisply.
+                const img = e.currentTarget as HTMLImageElement;
+                if (img.naturalWidth && img.naturalWidth < 64) {
+                  img.style.width = `${img.naturalWidth * 8}px`;
+                  img.style.imageRendering = "pixelated";
+                }
+              }}
+            />
             <div class="muted small">
               {preview.mime} · {fmtBytes(preview.size)}
             </div>

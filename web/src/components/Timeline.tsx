@@ -272,7 +272,7 @@ function Elapsed({ since }: { since?: number }) {
 
 const ToolCall = memo(function ToolCall({ item, children }: { item: ToolItem; children: Item[] }) {
   const view = describeTool(item.name, item.input);
-  const defaultOpen = item.isError || view.kind === "bash" || view.kind === "agent" || view.kind === "todo";
+  const defaultOpen = item.isError || view.kind === "bash" || view.kind === "agent";
   const [open, setOpen] = useState<boolean | null>(null);
   const isOpen = open ?? defaultOpen;
   const dur = item.startedTs && item.completedTs ? (item.completedTs - item.startedTs) * 1000 : null;

@@ -45,6 +45,7 @@ function SessionRow({ s, apiKey, onChanged }: { s: SessionInfo; apiKey: string; 
             <div class="strong">{s.config_name ?? s.config_id ?? "—"}</div>
             <div class="mono muted small">{s.session_id}</div>
           </a>
+          {s.error && <div class="err-text small" title={s.error}>{s.error.length > 120 ? s.error.slice(0, 119) + "…" : s.error}</div>}
         </td>
         <td class="num" title={s.created_at ? new Date(s.created_at * 1000).toLocaleString() : ""}>
           {fmtAge(s.created_at)}
@@ -126,7 +127,11 @@ export function SessionsPage() {
     if (!key) return;
     try {
       const r = await api.sessions(key);
-      setSessions(r.sessions);
+      // The list has no live resource figures: ask each active session (a few at most).
+      const live = r.sessions.filter((s) => s.status !== "stopped" && s.status !== "failed").slice(0, 25);
+      const details = await Promise.all(live.map((s) => api.session(key, s.session_id).catch(() => null)));
+      const byId = new Map(details.filter((d): d is SessionInfo => !!d).map((d) => [d.session_id, d]));
+      setSessions(r.sessions.map((s) => ({ ...s, ...(byId.get(s.session_id) ?? {}) })));
       r.sessions.forEach((s) => rememberSessionKey(s.session_id, key));
       setErr(null);
     } catch (e) {
