@@ -104,8 +104,9 @@ def _run_up(args: argparse.Namespace) -> int:
         for i in range(args.workers):
             wenv = {**env, "AGC_WORKER_ID": env.get("AGC_WORKER_ID", f"local-{i + 1}")}
             wlog = (logs / f"worker-{i + 1}.log").open("ab")
-            proc = subprocess.Popen([*exe, "worker"], env=wenv, stdout=wlog,
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [*exe, "worker"], env=wenv, stdout=wlog, stderr=subprocess.STDOUT
+            )
             children.append(Service(f"worker-{i + 1}", proc, logs / f"worker-{i + 1}.log"))
         print(
             f"agcluster: API + dashboard on http://localhost:{api_port}  "
@@ -115,8 +116,11 @@ def _run_up(args: argparse.Namespace) -> int:
         while not stopping:
             for c in children:
                 if not c.alive():
-                    print(f"agcluster: {c.name} exited unexpectedly:\n{c.log_tail()}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"agcluster: {c.name} exited unexpectedly:\n{c.log_tail()}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     stopping = True
                     break
             time.sleep(0.3)

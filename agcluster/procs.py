@@ -97,7 +97,8 @@ def start_nats(
     svc = Service("nats-server", proc, log_path)
     _wait_for_log(svc, r"Server is ready", 20.0)
     m = re.search(
-        r"Listening for client connections on [\d.]+:(\d+)", svc.log_path.read_text(errors="replace")
+        r"Listening for client connections on [\d.]+:(\d+)",
+        svc.log_path.read_text(errors="replace"),
     )
     if not m:
         svc.kill()
@@ -124,16 +125,26 @@ def start_redis(
     sock = unix_socket or data_dir / "redis.sock"
     cmd = [
         find_binary("redis-server"),
-        "--port", str(port),
-        "--bind", host,
-        "--unixsocket", str(sock),
-        "--unixsocketperm", "700",
-        "--dir", str(data_dir),
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",
-        "--daemonize", "no",
-        "--protected-mode", "yes",
+        "--port",
+        str(port),
+        "--bind",
+        host,
+        "--unixsocket",
+        str(sock),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
     ]
     with log_path.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -54,7 +54,10 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     if (settings.web_dir / "index.html").is_file():
         route_handlers.append(
             create_static_files_router(
-                path="/", directories=[settings.web_dir], html_mode=True, name="web",
+                path="/",
+                directories=[settings.web_dir],
+                html_mode=True,
+                name="web",
                 include_in_schema=False,
             )
         )

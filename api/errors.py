@@ -19,7 +19,13 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from configs.errors import ConfigConflict, ConfigError, ConfigNotFound, InvalidConfig, PresetReadOnly
+from configs.errors import (
+    ConfigConflict,
+    ConfigError,
+    ConfigNotFound,
+    InvalidConfig,
+    PresetReadOnly,
+)
 
 log = structlog.get_logger("agc.api")
 

@@ -7,17 +7,17 @@ from typing import Any
 
 from litestar import Response, get
 
-from api.services import Services
+from api.services import ServicesDep
 
 
-async def _redis_ok(services: Services) -> bool:
+async def _redis_ok(services: ServicesDep) -> bool:
     try:
         return bool(await asyncio.wait_for(services.redis.ping(), 2.0))
     except Exception:
         return False
 
 
-async def _nats_ok(services: Services) -> bool:
+async def _nats_ok(services: ServicesDep) -> bool:
     if not services.nc.is_connected:
         return False
     try:
@@ -28,7 +28,7 @@ async def _nats_ok(services: Services) -> bool:
 
 
 @get("/health", tags=["health"], summary="Health of NATS, Redis and workers")
-async def health(services: Services) -> Response[dict[str, Any]]:
+async def health(services: ServicesDep) -> Response[dict[str, Any]]:
     """200 when NATS, Redis and at least one worker are up; 503 (same body) otherwise."""
     nats_ok, redis_ok = await asyncio.gather(_nats_ok(services), _redis_ok(services))
     workers: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
@@ -54,6 +55,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         await nc.drain()
         await redis.aclose()
+
+
+# Handlers take ``services: ServicesDep``: injected by name from ``provide_services``.
+ServicesDep = NamedDependency[Services]
 
 
 def provide_services(state: State) -> Services:

@@ -37,10 +37,11 @@ async def connect_nats(
     deadline = asyncio.get_running_loop().time() + first_attempt_for
     while True:
         try:
-            await _connect(nc, url, name, connect_timeout, _disconnected, _reconnected, _error,
-                           _closed)
+            await _connect(
+                nc, url, name, connect_timeout, _disconnected, _reconnected, _error, _closed
+            )
             return nc
-        except (OSError, NoServersError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, NoServersError) as exc:
             if asyncio.get_running_loop().time() >= deadline:
                 raise
             log.warning("nats not reachable yet", error=str(exc) or type(exc).__name__)
@@ -52,10 +53,10 @@ async def _connect(nc: NATS, url: str, name: str, connect_timeout: float, *cbs: 
     await nc.connect(
         servers=url.split(","),
         name=name,
-        connect_timeout=connect_timeout,
+        connect_timeout=connect_timeout,  # type: ignore[arg-type]  # float works; stub says int
         allow_reconnect=True,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
         error_cb=error,

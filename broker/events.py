@@ -16,9 +16,7 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
-SessionStatusName = Literal[
-    "starting", "running", "busy", "idle", "stopping", "stopped", "failed"
-]
+SessionStatusName = Literal["starting", "running", "busy", "idle", "stopping", "stopped", "failed"]
 
 
 def _now() -> float:
@@ -218,10 +216,7 @@ AnyEvent = (
     | SessionStopped
 )
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in AnyEvent.__args__  # type: ignore[attr-defined]
-}
+EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}
 
 # Events after which a turn is over (a client streaming a chat stops at these).
 TURN_END_TYPES = frozenset({"turn.completed"})
@@ -245,8 +240,10 @@ def decode_event(data: bytes | str) -> AnyEvent | UnknownEvent:
         return _decoder.decode(data)
     except msgspec.ValidationError:
         raw = msgspec.json.decode(data)
-        if isinstance(raw, dict) and isinstance(raw.get("type"), str) and (
-            raw["type"] not in EVENT_TYPES
+        if (
+            isinstance(raw, dict)
+            and isinstance(raw.get("type"), str)
+            and (raw["type"] not in EVENT_TYPES)
         ):
             return UnknownEvent(
                 type=raw["type"],

@@ -73,8 +73,8 @@ _INT_FIELDS = {"last_seq", "turns", "input_tokens", "output_tokens"}
 _FLOAT_FIELDS = {"created_at", "last_active", "cost_usd", "stopped_at"}
 
 
-def _to_hash(values: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _to_hash(values: dict[str, Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
     for k, v in values.items():
         if k == "limits":
             out[k] = _json.encode(v).decode()
@@ -116,7 +116,9 @@ class SessionStore:
         record.created_at = record.created_at or now
         record.last_active = record.last_active or now
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self._k("session", record.session_id), mapping=_to_hash(msgspec.structs.asdict(record)))
+        pipe.hset(
+            self._k("session", record.session_id), mapping=_to_hash(msgspec.structs.asdict(record))
+        )
         pipe.sadd(self._k("sessions"), record.session_id)
         if record.key_hash:
             pipe.sadd(self._k("sessions", "key", record.key_hash), record.session_id)
@@ -169,8 +171,8 @@ class SessionStore:
         await self.redis.set(self._k("config", session_id), config_json)
 
     async def get_config(self, session_id: str) -> bytes | None:
-        raw = await self.redis.get(self._k("config", session_id))
-        return bytes(raw) if raw is not None else None
+        raw: bytes | str | None = await self.redis.get(self._k("config", session_id))
+        return raw.encode() if isinstance(raw, str) else raw
 
     async def delete(self, session_id: str) -> None:
         rec = await self.get(session_id)
@@ -188,7 +190,7 @@ class SessionStore:
         key = self._k("sessions", "key", key_hash) if key_hash else self._k("sessions")
         return sorted(_s(m) for m in await self.redis.smembers(key))
 
-    async def list(self, *, key_hash: str | None = None) -> list[SessionRecord]:
+    async def list_records(self, *, key_hash: str | None = None) -> list[SessionRecord]:
         """Sessions (all, or one caller's), newest first."""
         ids = await self.list_ids(key_hash=key_hash)
         records = await self.get_many(ids)
@@ -215,7 +217,7 @@ class SessionStore:
         pipe = self.redis.pipeline(transaction=True)
         if rec.owner and rec.owner != worker_id:
             pipe.srem(self._k("sessions", "worker", rec.owner), session_id)
-        fields = {"owner": worker_id}
+        fields: dict[Any, Any] = {"owner": worker_id}
         if container_id:
             fields["container_id"] = container_id
         pipe.hset(self._k("session", session_id), mapping=fields)
@@ -231,7 +233,7 @@ class SessionStore:
             "if cur ~= ARGV[1] then return 0 end "
             "redis.call('HSET', KEYS[1], 'owner', ARGV[2]) return 1"
         )
-        ok = await self.redis.eval(script, 1, key, expected_owner, worker_id)  # type: ignore[misc]
+        ok = await self.redis.eval(script, 1, key, expected_owner, worker_id)
         if int(ok) != 1:
             return False
         pipe = self.redis.pipeline(transaction=True)
@@ -241,7 +243,9 @@ class SessionStore:
         return True
 
     async def owned_by(self, worker_id: str) -> list[str]:
-        return sorted(_s(m) for m in await self.redis.smembers(self._k("sessions", "worker", worker_id)))
+        return sorted(
+            _s(m) for m in await self.redis.smembers(self._k("sessions", "worker", worker_id))
+        )
 
     # -- workers -------------------------------------------------------------------------
     async def heartbeat(self, worker_id: str, info: dict[str, Any], ttl: float) -> None:

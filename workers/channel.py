@@ -8,6 +8,7 @@ protocol lines; stderr is the runner's log, passed to ours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import AsyncIterator
 
@@ -84,7 +85,5 @@ class RunnerChannel:
 
     async def close(self) -> None:
         self._writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass

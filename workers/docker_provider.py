@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class DockerProvider:
                 self.api.create_volume(name=vol, labels=labels)
             host_config = self.api.create_host_config(
                 binds={ws: {"bind": WORKSPACE, "mode": "rw"}, home: {"bind": HOME, "mode": "rw"}},
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size},mode=1777"},
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size},mode=1777"},  # noqa: S108
                 read_only=True,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -167,7 +168,9 @@ class DockerProvider:
         try:
             raw = await asyncio.to_thread(_attach)
         except docker.errors.APIError as exc:
-            raise ProviderError(f"cannot attach to the container: {exc.explanation or exc}") from exc
+            raise ProviderError(
+                f"cannot attach to the container: {exc.explanation or exc}"
+            ) from exc
         return await asyncio.open_connection(sock=raw, limit=2**24)
 
     async def inspect(self, container_id: str) -> dict[str, Any] | None:
@@ -213,7 +216,9 @@ class DockerProvider:
 
         return await asyncio.to_thread(_list)
 
-    async def remove(self, container_id: str | None, session_id: str, *, grace: float = 5.0) -> None:
+    async def remove(
+        self, container_id: str | None, session_id: str, *, grace: float = 5.0
+    ) -> None:
         """Stop and remove a session's container and both its volumes; missing parts are fine."""
 
         def _remove() -> None:
@@ -224,15 +229,11 @@ class DockerProvider:
                     pass
                 except docker.errors.APIError as exc:
                     log.warning("stop failed", container=container_id[:12], error=str(exc))
-                try:
+                with contextlib.suppress(docker.errors.NotFound):
                     self.api.remove_container(container_id, force=True, v=True)
-                except docker.errors.NotFound:
-                    pass
             for vol in volume_names(session_id):
-                try:
+                with contextlib.suppress(docker.errors.NotFound):
                     self.api.remove_volume(vol, force=True)
-                except docker.errors.NotFound:
-                    pass
 
         await asyncio.to_thread(_remove)
 
@@ -260,7 +261,9 @@ def _summarise_stats(s: dict[str, Any]) -> dict[str, Any]:
     cpu_percent = (cpu_delta / sys_delta) * ncpu * 100.0 if sys_delta > 0 else 0.0
     mem = s.get("memory_stats", {})
     usage = int(mem.get("usage", 0))
-    cache = int(mem.get("stats", {}).get("cache", 0) or mem.get("stats", {}).get("inactive_file", 0))
+    cache = int(
+        mem.get("stats", {}).get("cache", 0) or mem.get("stats", {}).get("inactive_file", 0)
+    )
     return {
         "cpu_percent": round(cpu_percent, 2),
         "memory_bytes": max(usage - cache, 0),

@@ -224,15 +224,16 @@ class SessionHandle:
             while not self.stopping:
                 try:
                     msgs = await sub.fetch(batch=8, timeout=1.0)
-                except (NatsTimeout, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeout):
                     continue
                 except Exception as exc:  # NATS reconnecting: back off, keep going
                     self.log.warning("command fetch failed", error=str(exc))
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
-                    await self._handle_command(msg.data, msg.ack, msg.term, msg.nak,
-                                               msg.metadata.num_delivered)
+                    await self._handle_command(
+                        msg.data, msg.ack, msg.term, msg.nak, msg.metadata.num_delivered
+                    )
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

@@ -22,7 +22,9 @@ class WorkerSettings(CommonSettings):
         default_factory=_default_worker_id,
         description="Stable id of this worker; set it so a restarted worker re-attaches its sessions.",
     )
-    agent_image: str = Field("agcluster-agent:latest", description="Docker image of agent containers.")
+    agent_image: str = Field(
+        "agcluster-agent:latest", description="Docker image of agent containers."
+    )
     agent_network: str = Field(
         "bridge",
         description="Network of agent containers: `host`, `none`, or a Docker network name.",
@@ -36,7 +38,9 @@ class WorkerSettings(CommonSettings):
     launch_concurrency: int = Field(4, description="Launches this worker handles in parallel.")
     launch_timeout: float = Field(90.0, description="Seconds a runner has to become ready.")
     heartbeat_interval: float = Field(2.0, description="Seconds between liveness refreshes.")
-    heartbeat_ttl: float = Field(8.0, description="Seconds a worker counts as alive without a refresh.")
+    heartbeat_ttl: float = Field(
+        8.0, description="Seconds a worker counts as alive without a refresh."
+    )
     session_idle_timeout: float = Field(
         1800.0,
         validation_alias=AliasChoices("AGC_SESSION_IDLE_TIMEOUT", "SESSION_IDLE_TIMEOUT"),

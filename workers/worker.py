@@ -75,8 +75,9 @@ class Worker:
         await self.reconcile()
         for coro in (self._heartbeat_loop(), self._launch_loop(), self._maintenance_loop()):
             self.spawn(coro)
-        self.log.info("worker started", image=self.settings.agent_image,
-                      network=self.settings.agent_network)
+        self.log.info(
+            "worker started", image=self.settings.agent_image, network=self.settings.agent_network
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task whose reference this worker keeps until it ends."""
@@ -157,8 +158,10 @@ class Worker:
             if sub is None:
                 try:
                     sub = await self.js.pull_subscribe(
-                        subjects.LAUNCH, durable=subjects.LAUNCH_CONSUMER,
-                        stream=subjects.CMD_STREAM, config=cfg,
+                        subjects.LAUNCH,
+                        durable=subjects.LAUNCH_CONSUMER,
+                        stream=subjects.CMD_STREAM,
+                        config=cfg,
                     )
                 except Exception as exc:
                     self.log.warning("launch consumer unavailable", error=str(exc))
@@ -170,7 +173,7 @@ class Worker:
             await self._launch_slots.acquire()
             try:
                 msgs = await sub.fetch(batch=1, timeout=1.0)
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 self._launch_slots.release()
                 continue
             except Exception as exc:
@@ -195,8 +198,10 @@ class Worker:
             await msg.term()
             return
         rec = await self.store.get(cmd.session_id)
-        if rec is None or rec.status in TERMINAL_STATUSES or (
-            rec.owner and rec.owner != self.id and await self.store.is_alive(rec.owner)
+        if (
+            rec is None
+            or rec.status in TERMINAL_STATUSES
+            or (rec.owner and rec.owner != self.id and await self.store.is_alive(rec.owner))
         ):
             # Deleted before we got to it, or a redelivery somebody already handled.
             await msg.ack()
@@ -256,13 +261,15 @@ class Worker:
         except ProviderError as exc:
             await self.provider.remove(container_id or None, sid)
             raise LaunchFailed(str(exc), code="container_failed") from exc
-        handle = SessionHandle(self, sid, container_id, RunnerChannel(reader, writer, session_id=sid))
+        handle = SessionHandle(
+            self, sid, container_id, RunnerChannel(reader, writer, session_id=sid)
+        )
         self.sessions[sid] = handle
         handle.start_relay()
         try:
             await handle.init(self._init_message(sid, cmd.config, api_key, mcp_env, resume=None))
             await asyncio.wait_for(asyncio.shield(handle.ready), self.settings.launch_timeout)
-        except (RunnerGone, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RunnerGone) as exc:
             detail = str(exc) or handle.channel.stderr_tail()
             handle.stopping = True
             self.sessions.pop(sid, None)
@@ -276,8 +283,9 @@ class Worker:
             raise LaunchFailed(reason, detail=detail, code="runner_failed") from exc
         handle.start_commands()
         await handle.set_status("running")
-        slog.info("session ready", container=container_id[:12],
-                  seconds=round(time.perf_counter() - t0, 3))
+        slog.info(
+            "session ready", container=container_id[:12], seconds=round(time.perf_counter() - t0, 3)
+        )
         return handle
 
     def _init_message(
@@ -343,8 +351,9 @@ class Worker:
         except Exception as exc:
             self.log.exception("recovery failed", session_id=sid)
             await self.provider.remove(container_id, sid, grace=1)
-            await self._fail_session(sid, "runner_lost", "the agent runner stopped and could "
-                                     "not be restarted", str(exc))
+            await self._fail_session(
+                sid, "runner_lost", "the agent runner stopped and could not be restarted", str(exc)
+            )
 
     async def resume_session(self, sid: str, container_id: str, *, fresh_runner: bool) -> None:
         """Attach to a session's container; re-initialise its runner if it is a new process."""
@@ -353,7 +362,10 @@ class Worker:
             raise WorkerError(f"session {sid} has no record")
         reader, writer = await self.provider.attach(container_id)
         handle = SessionHandle(
-            self, sid, container_id, RunnerChannel(reader, writer, session_id=sid),
+            self,
+            sid,
+            container_id,
+            RunnerChannel(reader, writer, session_id=sid),
             last_seq=0 if fresh_runner else rec.last_seq,
             boot_id="" if fresh_runner else rec.boot_id,
         )
@@ -398,8 +410,11 @@ class Worker:
                 continue
             rec = await self.store.get(c.session_id) if c.session_id else None
             if rec is None or rec.status in TERMINAL_STATUSES:
-                self.log.info("removing orphan container", session_id=c.session_id,
-                              container=c.container_id[:12])
+                self.log.info(
+                    "removing orphan container",
+                    session_id=c.session_id,
+                    container=c.container_id[:12],
+                )
                 await self.provider.remove(c.container_id, c.session_id, grace=1)
                 continue
             if rec.status == "starting" and rec.owner == self.id:
@@ -419,9 +434,12 @@ class Worker:
             except Exception as exc:
                 self.log.exception("re-attach failed", session_id=c.session_id)
                 await self.provider.remove(c.container_id, c.session_id, grace=1)
-                await self._fail_session(c.session_id, "reattach_failed",
-                                         "the session's container could not be re-attached",
-                                         str(exc))
+                await self._fail_session(
+                    c.session_id,
+                    "reattach_failed",
+                    "the session's container could not be re-attached",
+                    str(exc),
+                )
         # Sessions recorded as ours whose container vanished cannot be recovered.
         live = {c.session_id for c in containers}
         for sid in await self.store.owned_by(self.id):
@@ -429,8 +447,9 @@ class Worker:
                 continue
             rec = await self.store.get(sid)
             if rec is not None and rec.status not in TERMINAL_STATUSES and rec.status != "starting":
-                await self._fail_session(sid, "container_lost",
-                                         "the session's container no longer exists", "")
+                await self._fail_session(
+                    sid, "container_lost", "the session's container no longer exists", ""
+                )
 
     async def reap_idle(self) -> None:
         """Stop sessions whose last real use is older than the idle timeout."""

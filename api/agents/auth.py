@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Request
 
 from api.errors import Forbidden, NotFound, Unauthorized
@@ -10,19 +12,17 @@ from broker import subjects
 from broker.state import SessionRecord
 
 
-def bearer_key(request: Request[object, object, object]) -> str:
+def bearer_key(request: Request[Any, Any, Any]) -> str:
     """The API key from ``Authorization: Bearer …``; 401 when absent or malformed."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(
-            "missing API key: send `Authorization: Bearer <the key used at launch>`"
-        )
+        raise Unauthorized("missing API key: send `Authorization: Bearer <the key used at launch>`")
     return token.strip()
 
 
 async def authorize(
-    request: Request[object, object, object], services: Services, session_id: str
+    request: Request[Any, Any, Any], services: Services, session_id: str
 ) -> SessionRecord:
     """Return the session if the caller's key opens it: 401 no key, 404 unknown, 403 other key."""
     key = bearer_key(request)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
@@ -14,7 +15,7 @@ from api.agents.auth import authorize, bearer_key
 from api.agents.schemas import ChatRequest, LaunchRequest
 from api.agents.streams import EventFeed, StreamedEvent, last_seq
 from api.errors import BadRequest
-from api.services import Services
+from api.services import ServicesDep
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -43,14 +44,17 @@ class AgentsController(Controller):
     tags = ["agents"]
 
     @post("/launch", status_code=HTTP_200_OK, summary="Launch an agent session")
-    async def launch(self, data: LaunchRequest, services: Services) -> dict[str, Any]:
+    async def launch(self, data: JSONBody[LaunchRequest], services: ServicesDep) -> dict[str, Any]:
         """Start a session from a config id or an inline config; returns once it is running."""
         return await service.launch(services, data)
 
     @post("/{session_id:str}/chat", status_code=HTTP_200_OK, summary="Chat with a session")
     async def chat(
-        self, request: Request[Any, Any, Any], session_id: str, data: ChatRequest,
-        services: Services,
+        self,
+        request: Request[Any, Any, Any],
+        session_id: FromPath[str],
+        data: JSONBody[ChatRequest],
+        services: ServicesDep,
     ) -> Any:
         """Run one turn: SSE of its events with `Accept: text/event-stream`, else a JSON summary."""
         record = await authorize(request, services, session_id)
@@ -73,7 +77,7 @@ class AgentsController(Controller):
 
     @get("/{session_id:str}/events", summary="The session's event stream (SSE, resumable)")
     async def events(
-        self, request: Request[Any, Any, Any], session_id: str, services: Services
+        self, request: Request[Any, Any, Any], session_id: FromPath[str], services: ServicesDep
     ) -> ServerSentEvent:
         """Every event from the start, or after `Last-Event-ID`; live until the session stops."""
         record = await authorize(request, services, session_id)
@@ -103,7 +107,7 @@ class AgentsController(Controller):
 
     @post("/{session_id:str}/interrupt", status_code=HTTP_202_ACCEPTED, summary="Interrupt")
     async def interrupt(
-        self, request: Request[Any, Any, Any], session_id: str, services: Services
+        self, request: Request[Any, Any, Any], session_id: FromPath[str], services: ServicesDep
     ) -> dict[str, Any]:
         """Stop the running turn; the session stays."""
         record = await authorize(request, services, session_id)
@@ -113,17 +117,17 @@ class AgentsController(Controller):
 
     @get("/sessions", summary="The caller's sessions")
     async def list_sessions(
-        self, request: Request[Any, Any, Any], services: Services
+        self, request: Request[Any, Any, Any], services: ServicesDep
     ) -> dict[str, Any]:
         """Sessions launched with the caller's key, newest first."""
         key = bearer_key(request)
-        records = await services.store.list(key_hash=services.sealer.key_hash(key))
+        records = await services.store.list_records(key_hash=services.sealer.key_hash(key))
         sessions = [r.public() for r in records]
         return {"sessions": sessions, "total": len(sessions)}
 
     @get("/sessions/{session_id:str}", summary="One session")
     async def get_session(
-        self, request: Request[Any, Any, Any], session_id: str, services: Services
+        self, request: Request[Any, Any, Any], session_id: FromPath[str], services: ServicesDep
     ) -> dict[str, Any]:
         """Status, times, config, owner, usage so far and live resource use."""
         record = await authorize(request, services, session_id)
@@ -133,7 +137,7 @@ class AgentsController(Controller):
 
     @delete("/sessions/{session_id:str}", status_code=HTTP_200_OK, summary="Stop a session")
     async def delete_session(
-        self, request: Request[Any, Any, Any], session_id: str, services: Services
+        self, request: Request[Any, Any, Any], session_id: FromPath[str], services: ServicesDep
     ) -> dict[str, Any]:
         """Stop the session and remove its container and workspace."""
         record = await authorize(request, services, session_id)

@@ -129,8 +129,8 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
                 )
             try:
                 msg = await sub.next_msg(timeout=remaining)
-            except Exception:
-                continue
+            except TimeoutError:
+                continue  # the deadline check above turns this into a 504
             out = _outcome.decode(msg.data)
             if out.type == "session.ready":
                 break
@@ -166,8 +166,9 @@ async def send_chat(
 ) -> tuple[EventFeed, str]:
     """Publish a chat; return its turn id and a feed, opened before the publish, of what follows."""
     turn_id = f"turn-{uuid.uuid4().hex[:16]}"
-    feed = await EventFeed(services.js, record.session_id, after_seq=None,
-                           keepalive=services.settings.sse_keepalive).open()
+    feed = await EventFeed(
+        services.js, record.session_id, after_seq=None, keepalive=services.settings.sse_keepalive
+    ).open()
     try:
         await services.js.publish(
             subjects.session_cmd(record.session_id, "chat"),
@@ -222,8 +223,11 @@ async def collect_turn(feed: EventFeed, turn_id: str, timeout: float) -> dict[st
                 case "tool.completed":
                     entry = tools.setdefault(
                         data["tool_use_id"],
-                        {"tool_use_id": data["tool_use_id"], "name": data.get("name"),
-                         "input": None},
+                        {
+                            "tool_use_id": data["tool_use_id"],
+                            "name": data.get("name"),
+                            "input": None,
+                        },
                     )
                     entry["output"] = data.get("output")
                     entry["is_error"] = bool(data.get("is_error"))
@@ -236,9 +240,10 @@ async def collect_turn(feed: EventFeed, turn_id: str, timeout: float) -> dict[st
 
     try:
         await asyncio.wait_for(_run(), timeout)
-    except asyncio.TimeoutError as exc:
-        raise GatewayTimeout(f"the turn did not finish within {timeout:.0f} s",
-                             turn_id=turn_id) from exc
+    except TimeoutError as exc:
+        raise GatewayTimeout(
+            f"the turn did not finish within {timeout:.0f} s", turn_id=turn_id
+        ) from exc
     finally:
         await feed.close()
     return {
@@ -309,4 +314,3 @@ async def resources(services: Services, record: SessionRecord) -> dict[str, Any]
         return None
     data = msgspec.json.decode(reply.data)
     return data if isinstance(data, dict) and "error" not in data else None
-

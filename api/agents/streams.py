@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ class EventFeed:
         while True:
             try:
                 msg = await sub.next_msg(timeout=self.keepalive or 3600.0)  # type: ignore[attr-defined]
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 yield None
                 continue
             peek = _peek.decode(msg.data)

@@ -10,8 +10,9 @@ from broker.state import SessionRecord, SessionStore
 
 
 def _rec(sid: str, key: str = "kh1", **kw: object) -> SessionRecord:
-    return SessionRecord(session_id=sid, agent_id="agent-1", config_id="code-assistant",
-                         key_hash=key, **kw)  # type: ignore[arg-type]
+    return SessionRecord(
+        session_id=sid, agent_id="agent-1", config_id="code-assistant", key_hash=key, **kw
+    )  # type: ignore[arg-type]
 
 
 async def test_create_get_update_list_delete(redis: Redis) -> None:
@@ -30,12 +31,12 @@ async def test_create_get_update_list_delete(redis: Redis) -> None:
     assert (got.status, got.sdk_session_id, got.turns) == ("running", "s1", 2)
     assert (got.input_tokens, got.output_tokens, got.cost_usd) == (11, 6, 0.75)
 
-    assert [r.session_id for r in await store.list(key_hash="kh1")] == ["conv-aaaaaaaa"]
-    assert len(await store.list()) == 2
+    assert [r.session_id for r in await store.list_records(key_hash="kh1")] == ["conv-aaaaaaaa"]
+    assert len(await store.list_records()) == 2
 
     await store.delete("conv-aaaaaaaa")
     assert await store.get("conv-aaaaaaaa") is None
-    assert await store.list(key_hash="kh1") == []
+    assert await store.list_records(key_hash="kh1") == []
     # An update after deletion must not resurrect a half-record.
     await store.update("conv-aaaaaaaa", status="idle")
     assert await store.get("conv-aaaaaaaa") is None

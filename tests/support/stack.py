@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,9 +69,7 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         assert self.nats is not None and self.redis is not None
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AGC_", "ANTHROPIC_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AGC_", "ANTHROPIC_"))}
         env.update(
             AGC_NATS_URL=self.nats.url,
             AGC_REDIS_URL=self.redis.url,
@@ -110,8 +108,9 @@ class Stack:
 
     def start_worker(self, worker_id: str | None = None, **env: str) -> str:
         wid = worker_id or f"tw-{uuid.uuid4().hex[:8]}"
-        self.workers[wid] = self._spawn("worker", f"worker-{wid}",
-                                        {**self.env(), "AGC_WORKER_ID": wid, **env})
+        self.workers[wid] = self._spawn(
+            "worker", f"worker-{wid}", {**self.env(), "AGC_WORKER_ID": wid, **env}
+        )
         return wid
 
     def stop_worker(self, wid: str, *, kill: bool = False) -> None:
@@ -174,16 +173,22 @@ class Stack:
 
     def launch(self, api_key: str, config_id: str = "code-assistant", **body: Any) -> str:
         with self.client() as c:
-            r = c.post("/api/agents/launch", json={"api_key": api_key, "config_id": config_id,
-                                                   **body})
+            r = c.post(
+                "/api/agents/launch", json={"api_key": api_key, "config_id": config_id, **body}
+            )
         assert r.status_code == 200, f"{r.status_code} {r.text}\n{self.all_logs()}"
         return str(r.json()["session_id"])
 
     def chat_sse(self, sid: str, api_key: str, message: str) -> list[Sse]:
-        with self.client(api_key) as c, c.stream(
-            "POST", f"/api/agents/{sid}/chat", json={"message": message},
-            headers={"Accept": "text/event-stream"},
-        ) as r:
+        with (
+            self.client(api_key) as c,
+            c.stream(
+                "POST",
+                f"/api/agents/{sid}/chat",
+                json={"message": message},
+                headers={"Accept": "text/event-stream"},
+            ) as r,
+        ):
             assert r.status_code == 200, r.read()
             return list(iter_sse(r))
 
@@ -205,10 +210,8 @@ def remove_containers(labels: dict[str, str], secret_filter: Path | None = None)
             continue
         c.remove(force=True, v=True)
         for vol in (f"agc-ws-{sid}", f"agc-home-{sid}"):
-            try:
+            with suppress(docker.errors.NotFound):
                 client.volumes.get(vol).remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
 
 def _ours(container: Any, sid: str) -> bool:
@@ -218,8 +221,9 @@ def _ours(container: Any, sid: str) -> bool:
 
 
 @contextmanager
-def running_stack(tmp: Path, model_url: str, *, workers: int = 1,
-                  extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def running_stack(
+    tmp: Path, model_url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
     require_docker()
     stack = Stack(tmp=tmp, model_url=model_url, extra_env=extra_env or {})
     try:

@@ -23,19 +23,38 @@ EVENT_SAMPLES: list[events.Event] = [
     events.ThinkingDelta(session_id=SID, turn_id="t1", text="hm"),
     events.AssistantText(session_id=SID, turn_id="t1", text="hello", model="m"),
     events.Thinking(session_id=SID, turn_id="t1", text="think", signature="s"),
-    events.ToolStarted(session_id=SID, turn_id="t1", tool_use_id="tu1", name="Bash",
-                       input={"command": "ls"}),
-    events.ToolCompleted(session_id=SID, turn_id="t1", tool_use_id="tu1", name="Bash",
-                         output="a\nb", is_error=False, result={"stdout": "a"}),
-    events.TodoUpdated(session_id=SID, turn_id="t1", todos=[
-        events.TodoItem(content="do", status="in_progress", active_form="doing")]),
-    events.TurnCompleted(session_id=SID, turn_id="t1", stop_reason="end_turn", duration_ms=5,
-                         num_turns=2, usage=events.Usage(input_tokens=3, output_tokens=4),
-                         cost_usd=0.01, sdk_session_id="s"),
+    events.ToolStarted(
+        session_id=SID, turn_id="t1", tool_use_id="tu1", name="Bash", input={"command": "ls"}
+    ),
+    events.ToolCompleted(
+        session_id=SID,
+        turn_id="t1",
+        tool_use_id="tu1",
+        name="Bash",
+        output="a\nb",
+        is_error=False,
+        result={"stdout": "a"},
+    ),
+    events.TodoUpdated(
+        session_id=SID,
+        turn_id="t1",
+        todos=[events.TodoItem(content="do", status="in_progress", active_form="doing")],
+    ),
+    events.TurnCompleted(
+        session_id=SID,
+        turn_id="t1",
+        stop_reason="end_turn",
+        duration_ms=5,
+        num_turns=2,
+        usage=events.Usage(input_tokens=3, output_tokens=4),
+        cost_usd=0.01,
+        sdk_session_id="s",
+    ),
     events.SystemNotice(session_id=SID, subtype="init", data={"tools": ["Bash"]}),
     events.RawSdkMessage(session_id=SID, kind="RateLimitEvent", data={"a": 1}),
-    events.ErrorEvent(session_id=SID, code="api_error", message="boom", detail="stderr",
-                      fatal=True),
+    events.ErrorEvent(
+        session_id=SID, code="api_error", message="boom", detail="stderr", fatal=True
+    ),
     events.SessionStopped(session_id=SID, reason="deleted"),
 ]
 
@@ -74,8 +93,14 @@ def test_malformed_known_event_is_rejected() -> None:
 
 
 COMMAND_SAMPLES: list[commands.Command] = [
-    commands.Launch(session_id=SID, agent_id="agent-1", config_id="c", config={"id": "c"},
-                    sealed_api_key="v1.x", sealed_mcp_env=None),
+    commands.Launch(
+        session_id=SID,
+        agent_id="agent-1",
+        config_id="c",
+        config={"id": "c"},
+        sealed_api_key="v1.x",
+        sealed_mcp_env=None,
+    ),
     commands.Chat(session_id=SID, turn_id="t1", message="hello"),
     commands.Interrupt(session_id=SID),
     commands.Stop(session_id=SID, reason="idle_timeout"),
