@@ -142,6 +142,10 @@ class AgentSession:
         if turn is not None and not turn.ctx.completed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._interrupt_and_wait(turn), self._settings.stop_grace)
+        turn = self._current
+        if turn is not None:
+            # Whatever is still running now ends because of the stop.
+            turn.ctx.interrupted = True
         if self._main_task is not None:
             self._main_task.cancel()
             await asyncio.gather(self._main_task, return_exceptions=True)
@@ -149,6 +153,7 @@ class AgentSession:
         if turn is not None and not turn.ctx.completed:
             self._complete(turn)
         self._current = None
+        # Chats that never started: they still get their turn.completed.
         while not self._queue.empty():
             chat = self._queue.get_nowait()
             self._emit_turn_start(chat)
@@ -185,8 +190,12 @@ class AgentSession:
         except ConnectError as exc:
             # Not fatal: the next chat tries again.
             self._emit_error(exc.code, str(exc), exc.detail)
-        while True:
+        while not self._stopping():
             chat = await self._queue.get()
+            if self._stopping():
+                # finish() reports it as cancelled; it must not start after a stop.
+                self._queue.put_nowait(chat)
+                return
             await self._run_turn(chat)
 
     async def _connect(self) -> ClaudeSDKClient:
@@ -248,6 +257,10 @@ class AgentSession:
                 if isinstance(resolved, str):
                     return resolved
         return configured if isinstance(configured, str) else None
+
+    def _stopping(self) -> bool:
+        # A call, not the attribute: finish() flips it while _main awaits a chat.
+        return self._closing
 
     def _drop_client(self, client: ClaudeSDKClient) -> None:
         """Forget ``client`` and close it in the background (its reader is stopped first)."""
@@ -316,14 +329,19 @@ class AgentSession:
 
     def _complete(self, turn: _Turn) -> None:
         """Emit the ``turn.completed`` of a turn the CLI did not finish with a result."""
-        interrupted = turn.ctx.interrupted
+        if turn.ctx.error_emitted:
+            subtype = "error"
+        elif turn.ctx.interrupted:
+            subtype = "interrupted"
+        else:
+            subtype = "cancelled"
         self._emit(
             TurnCompleted(
                 session_id=self.session_id,
                 turn_id=turn.ctx.turn_id or "",
-                subtype="error" if turn.ctx.error_emitted else "interrupted",
+                subtype=subtype,
                 is_error=turn.ctx.error_emitted,
-                interrupted=interrupted,
+                interrupted=turn.ctx.interrupted,
                 sdk_session_id=self._sdk_session_id,
             )
         )

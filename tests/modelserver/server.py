@@ -193,6 +193,8 @@ class ModelServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._announce = False
+        self._conns: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -268,10 +270,21 @@ class ModelServer:
         async with server:
             await self._stop.wait()
             server.close()
+            # Close idle keep-alive connections so their handlers end instead of being
+            # cancelled mid-read when the loop shuts down.
+            for writer in list(self._conns):
+                writer.close()
+            if self._handlers:
+                await asyncio.wait(set(self._handlers), timeout=2.0)
 
     async def _handle_conn(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+        self._conns.add(writer)
         try:
             while True:
                 keep_alive = await self._handle_request(reader, writer)
@@ -283,6 +296,7 @@ class ModelServer:
         except Exception:
             log.exception("model server: request failed")
         finally:
+            self._conns.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
