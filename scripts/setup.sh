@@ -129,7 +129,7 @@ stage_python() {
       py="$(find_python)" || die "no Python >= 3.11 with venv support found (set AGC_PYTHON)"
     fi
     step "python: creating .venv with $py ($("$py" -V 2>&1))"
-    "$py" -m venv "$VENV"
+    "$py" -m venv --clear "$VENV"
     step_done "venv"
     created=1
   fi
@@ -264,10 +264,11 @@ ROOTFS=""
 cleanup_rootfs() {
   [[ -n "$ROOTFS" && -d "$ROOTFS" ]] || return 0
   local mp
-  for mp in proc dev/pts; do
+  # debootstrap mounts proc/sys in the target and may leave them behind when it fails
+  for mp in dev/pts dev proc sys; do
     if mountpoint -q "$ROOTFS/$mp" 2>/dev/null; then umount -l "$ROOTFS/$mp" || true; fi
   done
-  rm -rf --one-file-system "$ROOTFS"
+  rm -rf --one-file-system "$ROOTFS" || log "WARNING: could not remove $ROOTFS entirely"
   ROOTFS=""
 }
 
@@ -356,25 +357,61 @@ EOF
   step_done "import"
 }
 
+# base_python_version: full Python version of the base image (Debian's, e.g. 3.11.2)
+base_python_version() {
+  $DOCKER run --rm --network none "$BASE_IMAGE" python3 -c 'import platform; print(platform.python_version())'
+}
+
+# wheelhouse_complete DIR PY_FULL SPEC...: pip resolves environment markers with the host's
+# interpreter (python_full_version < "3.11.3" and the like), so let the base image's own pip
+# resolve SPEC offline from DIR and download whatever it reports missing.
+wheelhouse_complete() {
+  local dir="$1" py_full="$2" i out missing
+  shift 2
+  for ((i = 0; i < 8; i++)); do
+    # shellcheck disable=SC2016 # expanded inside the container
+    out="$($DOCKER run --rm --network none -v "$dir:/wheels:ro" "$BASE_IMAGE" sh -c \
+      'python3 -m venv /tmp/v && /tmp/v/bin/pip install --dry-run -q --no-index --find-links /wheels "$@"' \
+      sh "$@" 2>&1)" && return 0
+    missing="$(sed -n 's/.*No matching distribution found for \([^;[:space:]]*\).*/\1/p' <<<"$out" | head -1)"
+    [[ -n $missing ]] || {
+      printf '%s\n' "$out" >&2
+      die "the wheelhouse $dir does not install in $BASE_IMAGE"
+    }
+    log "  adding $missing (needed by the image's Python $py_full)"
+    "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
+      --only-binary=:all: --python-version "$py_full" --implementation cp \
+      -d "$dir" "$missing" >>"$STATE/wheelhouse.log" 2>&1 ||
+      die "pip download $missing failed; see $STATE/wheelhouse.log"
+  done
+  die "the wheelhouse $dir still misses packages after $i rounds"
+}
+
 build_wheelhouse() {
   local req="compose/agent-requirements.txt" wh="$STATE/wheelhouse"
   [[ -f $req ]] || die "$req missing"
   local h
-  h="$(sha256sum "$req" | cut -d' ' -f1)"
+  h="$({
+    sha256sum "$req"
+    $DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE"
+  } | sha256sum | cut -d' ' -f1)"
   if [[ -d $wh ]] && stamp_fresh wheelhouse "$h"; then
     log "image: wheelhouse up to date ($(find "$wh" -name '*.whl' | wc -l) wheels)"
     return 0
   fi
-  local pip
-  if [[ -x "$VENV/bin/python" ]]; then pip=("$VENV/bin/python" -m pip); else pip=("$(find_python)" -m pip); fi
+  [[ -x "$VENV/bin/python" ]] || die "image: .venv missing; run scripts/setup.sh python first"
   step "image: pip download wheelhouse ($req)"
+  local py_full specs=()
+  py_full="$(base_python_version)"
+  mapfile -t specs < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$req")
   rm -rf "$wh.new"
-  "${pip[@]}" download --disable-pip-version-check -q \
-    --only-binary=:all: --python-version 3.11 --implementation cp \
+  "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
+    --only-binary=:all: --python-version "$py_full" --implementation cp \
     -d "$wh.new" -r "$req" >"$STATE/wheelhouse.log" 2>&1 || {
     tail -n 30 "$STATE/wheelhouse.log" >&2
     die "pip download of $req failed; see $STATE/wheelhouse.log"
   }
+  wheelhouse_complete "$wh.new" "$py_full" "${specs[@]}"
   rm -rf "$wh"
   mv "$wh.new" "$wh"
   stamp_set wheelhouse "$h"
@@ -402,19 +439,20 @@ assemble_context() {
   cp -al "$STATE/wheelhouse" "$ctx/wheels" 2>/dev/null || cp -a "$STATE/wheelhouse" "$ctx/wheels"
 }
 
-# docker_build ARGS...: classic build of .agc/build-ctx, step lines on the console, the rest in a log
+# docker_build CTX LOG ARGS...: classic build of CTX, step lines on the console, all in LOG
 docker_build() {
-  local rc=0
+  local ctx="$1" logf="$2" rc=0
+  shift 2
   {
-    echo "### docker build $*"
-    $DOCKER build --force-rm --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" "$@" "$STATE/build-ctx" 2>&1
+    echo "### $(date -u +%FT%TZ) docker build $*"
+    $DOCKER build --force-rm --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" "$@" "$ctx" 2>&1
   } | while IFS= read -r line; do
-    printf '%s\n' "$line" >>"$STATE/image-build.log"
+    printf '%s\n' "$line" >>"$logf"
     case "$line" in
       Step* | Successfully* | *rror*) printf "[setup %4ds]   %.150s\n" "$((SECONDS - T0))" "$line" ;;
     esac
   done || rc=$?
-  [[ $rc == 0 ]] || die "docker build failed (exit $rc); see $STATE/image-build.log"
+  [[ $rc == 0 ]] || die "docker build failed (exit $rc); see $logf"
 }
 
 image_label() {
@@ -475,10 +513,10 @@ stage_image() {
     local venv_tag="${AGENT_IMAGE%:*}-venv:${AGENT_IMAGE##*:}"
     [[ $AGENT_IMAGE == *:* ]] || venv_tag="$AGENT_IMAGE-venv:latest"
     step "image: docker build $venv_tag (wheels -> /opt/venv)"
-    docker_build --target venv -t "$venv_tag"
+    docker_build "$STATE/build-ctx" "$STATE/image-build.log" --target venv -t "$venv_tag"
     step_done "venv stage"
     step "image: docker build $AGENT_IMAGE"
-    docker_build --label "agc.inputs=$hash" -t "$AGENT_IMAGE"
+    docker_build "$STATE/build-ctx" "$STATE/image-build.log" --label "agc.inputs=$hash" -t "$AGENT_IMAGE"
     step_done "agent image"
     local new_id
     new_id="$($DOCKER image inspect -f '{{.Id}}' "$AGENT_IMAGE")"
@@ -505,62 +543,66 @@ stage_platform() {
   [[ -x "$VENV/bin/python" ]] || die "platform: .venv missing; run scripts/setup.sh python first"
   mkdir -p "$ctx"
 
-  # 1. wheels: the project (built from a copy, so no build/ or egg-info lands in the repo) + deps
+  local base_id
+  base_id="$($DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE")"
+
+  # 1a. dependency wheels (wheels/ + deps.txt): change only with pyproject.toml or the base image
+  local h
+  h="$({
+    sha256sum pyproject.toml
+    echo "$base_id"
+  } | sha256sum | cut -d' ' -f1)"
+  if [[ -d "$ctx/wheels" && -f "$ctx/deps.txt" ]] && stamp_fresh platform-deps "$h"; then
+    log "platform: dependency wheels up to date"
+  else
+    step "platform: pip download the project's dependencies"
+    local py_full deps=()
+    py_full="$(base_python_version)"
+    mapfile -t deps < <("$VENV/bin/python" -c '
+import tomllib
+with open("pyproject.toml", "rb") as f:
+    print("\n".join(tomllib.load(f)["project"]["dependencies"]))')
+    rm -rf "$ctx/wheels"
+    printf '%s\n' "${deps[@]}" >"$ctx/deps.txt"
+    "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
+      --only-binary=:all: --python-version "$py_full" --implementation cp \
+      -d "$ctx/wheels" -r "$ctx/deps.txt" >"$STATE/platform-wheels.log" 2>&1 || {
+      tail -n 30 "$STATE/platform-wheels.log" >&2
+      die "pip download of the project's dependencies failed; see $STATE/platform-wheels.log"
+    }
+    wheelhouse_complete "$ctx/wheels" "$py_full" "${deps[@]}"
+    stamp_set platform-deps "$h"
+    step_done "dependency wheels: $(find "$ctx/wheels" -name '*.whl' | wc -l), $(du -sh "$ctx/wheels" | cut -f1)"
+  fi
+
+  # 1b. the project wheel (project/), built from a copy so no build/ or egg-info lands in the repo
   local p pkgs=()
   for p in agcluster broker api workers runner configs; do [[ -d $p ]] && pkgs+=("$p"); done
-  local h
   h="$({
     sha256sum pyproject.toml
     hash_tree "${pkgs[@]}"
   } | sha256sum | cut -d' ' -f1)"
-  if [[ -d "$ctx/wheels" ]] && stamp_fresh platform-wheels "$h"; then
-    log "platform: wheels up to date"
+  if [[ -d "$ctx/project" ]] && stamp_fresh platform-project "$h"; then
+    log "platform: project wheel up to date"
   else
-    step "platform: pip wheel (project + dependencies)"
-    rm -rf "$src" "$ctx/wheels"
+    step "platform: pip wheel (the project)"
+    rm -rf "$src" "$ctx/project"
     mkdir -p "$src"
     local extra=()
     for p in README.md README.rst LICENSE LICENSE.txt; do [[ -f $p ]] && extra+=("$p"); done
     tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
       -cf - pyproject.toml "${extra[@]}" "${pkgs[@]}" | tar -C "$src" -xf -
-    # The project wheel is built here; its dependencies are resolved for the image's Python
-    # (Debian's 3.11.2: environment markers such as python_full_version < "3.11.3" matter).
-    local py_full
-    py_full="$($DOCKER run --rm --network none "$BASE_IMAGE" python3 -c 'import platform; print(platform.python_version())')"
-    {
-      "$VENV/bin/python" -m pip wheel --disable-pip-version-check -q --no-deps -w "$ctx/wheels" "$src" &&
-        "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
-          --only-binary=:all: --python-version "$py_full" --implementation cp \
-          -d "$ctx/wheels" "$ctx"/wheels/agcluster-*.whl
-    } >"$STATE/platform-wheels.log" 2>&1 || {
+    "$VENV/bin/python" -m pip wheel --disable-pip-version-check -q --no-deps -w "$ctx/project" "$src" \
+      >>"$STATE/platform-wheels.log" 2>&1 || {
       tail -n 30 "$STATE/platform-wheels.log" >&2
-      die "building the platform wheelhouse failed; see $STATE/platform-wheels.log"
+      die "pip wheel of the project failed; see $STATE/platform-wheels.log"
     }
-    # pip evaluates markers with the host's interpreter: let the image's pip name what is missing
-    local i out missing
-    for ((i = 0; i < 5; i++)); do
-      out="$($DOCKER run --rm --network none -v "$ctx/wheels:/wheels:ro" "$BASE_IMAGE" sh -c \
-        'python3 -m venv /tmp/v && /tmp/v/bin/pip install --dry-run -q --no-index --find-links /wheels agcluster' 2>&1)" &&
-        break
-      missing="$(sed -n 's/.*No matching distribution found for \([^;[:space:]]*\).*/\1/p' <<<"$out" | head -1)"
-      [[ -n $missing ]] || {
-        printf '%s\n' "$out" >&2
-        die "platform wheelhouse does not install in $BASE_IMAGE"
-      }
-      log "platform: adding $missing (needed by Python $py_full)"
-      "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
-        --only-binary=:all: --python-version "$py_full" --implementation cp \
-        -d "$ctx/wheels" "$missing" >>"$STATE/platform-wheels.log" 2>&1 ||
-        die "pip download $missing failed; see $STATE/platform-wheels.log"
-    done
     rm -rf "$src"
-    stamp_set platform-wheels "$h"
-    step_done "wheels: $(find "$ctx/wheels" -name '*.whl' | wc -l), $(du -sh "$ctx/wheels" | cut -f1)"
+    stamp_set platform-project "$h"
+    step_done "$(cd "$ctx/project" && echo *.whl)"
   fi
 
   # 2. redis-server debs: resolved against the base image's dpkg status, so only what it lacks
-  local base_id
-  base_id="$($DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE")"
   if [[ -d "$ctx/debs" ]] && stamp_fresh platform-debs "$base_id"; then
     log "platform: redis debs up to date"
   else
@@ -591,15 +633,14 @@ stage_platform() {
   if [[ -d web/dist ]]; then cp -a web/dist/. "$ctx/web/"; else log "platform: no web/dist; the image serves no dashboard"; fi
   cp compose/platform.Dockerfile "$ctx/Dockerfile"
 
+  # the venv stage is tagged so that its build cache survives; untagged leftovers are pruned
+  local venv_tag="${img%:*}-venv:${img##*:}"
+  [[ $img == *:* ]] || venv_tag="$img-venv:latest"
+  step "platform: docker build $venv_tag"
+  docker_build "$ctx" "$STATE/platform-build.log" --target venv -t "$venv_tag"
+  step_done "venv stage"
   step "platform: docker build $img"
-  local rc=0
-  $DOCKER build --force-rm --network none --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$img" "$ctx" \
-    >"$STATE/platform-build.log" 2>&1 || rc=$?
-  grep -E '^(Step|Successfully)' "$STATE/platform-build.log" | cut -c1-150 | sed 's/^/    /'
-  [[ $rc == 0 ]] || {
-    tail -n 30 "$STATE/platform-build.log" >&2
-    die "platform image build failed; see $STATE/platform-build.log"
-  }
+  docker_build "$ctx" "$STATE/platform-build.log" -t "$img"
   $DOCKER image prune -f --filter dangling=true --filter label=agc.role=platform-venv >/dev/null 2>&1 || true
   $DOCKER image prune -f --filter dangling=true --filter label=agc.role=platform >/dev/null 2>&1 || true
   step_done "platform image $($DOCKER image inspect -f '{{.Size}}' "$img" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
