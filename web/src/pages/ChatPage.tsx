@@ -69,6 +69,8 @@ function KeyFix({ sid, onUse }: { sid: string; onUse: () => void }) {
   );
 }
 
+const TERMINAL = new Set(["stopped", "failed"]);
+
 function findNode(root: FileNode, path: string): FileNode | null {
   if (root.path === path) return root;
   for (const c of root.children ?? []) {
@@ -96,6 +98,7 @@ export function ChatPage({ sid }: { sid: string }) {
   const [filesTick, setFilesTick] = useState(0);
   const [sideOpen, setSideOpen] = useState(true);
   const streamRef = useRef<EventStream | null>(null);
+  const infoStatus = useRef<string | null>(null);
   const scrollRef = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const inputRef = useRef<HTMLTextAreaElement>(null);
@@ -120,7 +123,7 @@ export function ChatPage({ sid }: { sid: string }) {
         }
       },
       onState: setConn,
-      isFinished: () => !!stateRef.current.stopped,
+      isFinished: () => !!stateRef.current.stopped || TERMINAL.has(infoStatus.current ?? ""),
     });
     streamRef.current = es;
     es.start();
@@ -135,6 +138,7 @@ export function ChatPage({ sid }: { sid: string }) {
       try {
         const s = await api.session(apiKey, sid);
         if (alive) {
+          infoStatus.current = s.status;
           setInfo(s);
           setInfoErr(null);
         }
@@ -193,7 +197,8 @@ export function ChatPage({ sid }: { sid: string }) {
     } catch (e) {
       const h = humanize(e, "chat");
       // A dropped POST after the turn started is not an error the user must act on.
-      if (h.status === 0 && stateRef.current.turns.length > baseTurns) return;
+      // So is a JSON reply that timed out while the turn goes on (the stream shows it).
+      if ((h.status === 0 || h.status === 504) && stateRef.current.turns.length > baseTurns) return;
       setSendErr(h);
       setPending(null);
       setInput((cur) => cur || text);
@@ -249,6 +254,8 @@ export function ChatPage({ sid }: { sid: string }) {
         : null;
 
   const needsKey = conn.phase === "failed" && (!conn.error || conn.error.status === 401 || conn.error.status === 403);
+  // Wrong key, no key or unknown session: nothing here can work until that is fixed.
+  const unavailable = conn.phase === "failed";
 
   return (
     <div class={`chat-layout ${sideOpen ? "side-open" : "side-closed"} ${openPath ? "previewing" : ""}`}>
@@ -280,6 +287,7 @@ export function ChatPage({ sid }: { sid: string }) {
             )}
           </div>
           {!stopped &&
+            !unavailable &&
             (endConfirm ? (
               <span class="confirm-inline">
                 <button class="btn danger sm" onClick={endSession} data-testid="confirm-end-session">
@@ -310,17 +318,36 @@ export function ChatPage({ sid }: { sid: string }) {
                   </button>
                 )}
                 {conn.phase === "failed" && !needsKey && (
-                  <button class="btn sm" onClick={() => setStreamGen((g) => g + 1)}>
-                    Try again
-                  </button>
+                  <span class="row-gap">
+                    <a class="btn sm" href="/sessions" onClick={linkClick}>
+                      Open Sessions
+                    </a>
+                    <a class="btn sm" href="/" onClick={linkClick}>
+                      Launch a new session
+                    </a>
+                    <button class="btn sm ghost" onClick={() => setStreamGen((g) => g + 1)}>
+                      Try again
+                    </button>
+                  </span>
                 )}
               </ErrorBanner>
             )}
             {infoErr && !connError && infoErr.status !== 0 && <ErrorBanner error={infoErr} onDismiss={() => setInfoErr(null)} />}
+            {(info?.status === "failed" || chat.status === "failed") && (
+              <ErrorBanner
+                testid="session-failed"
+                error={{
+                  title: "This session failed",
+                  hint: "Its container stopped unexpectedly. Launch a new session; the worker logs say more.",
+                  detail: info?.error || chat.statusDetail || undefined,
+                  status: 500,
+                }}
+              />
+            )}
             {chat.sessionItems.map((it) =>
               it.kind === "error" ? <ErrorNote key={it.key} code={it.code} message={it.message} detail={it.detail} fatal={it.fatal} /> : null,
             )}
-            {chat.turns.length === 0 && !pending && (
+            {chat.turns.length === 0 && !pending && !unavailable && (
               <div class="chat-empty">
                 {conn.phase === "connecting" || (conn.phase === "live" && !chat.ready && chat.eventCount === 0 && status === "starting") ? (
                   <>
@@ -381,7 +408,7 @@ export function ChatPage({ sid }: { sid: string }) {
               rows={1}
               placeholder={stopped ? "This session has ended." : running ? "The agent is working… (Stop to interrupt)" : "Message the agent…  (Enter to send, Shift+Enter for a new line)"}
               value={input}
-              disabled={stopped}
+              disabled={stopped || unavailable}
               data-testid="chat-input"
               onInput={(e) => {
                 const el = e.target as HTMLTextAreaElement;
@@ -408,7 +435,7 @@ export function ChatPage({ sid }: { sid: string }) {
                 {stopping ? <Spinner size={13} /> : <Icon name="stop" size={13} />} {stopping ? "Stopping…" : "Stop"}
               </button>
             ) : (
-              <button type="submit" class="btn primary composer-btn" disabled={!input.trim() || stopped} data-testid="send-button">
+              <button type="submit" class="btn primary composer-btn" disabled={!input.trim() || stopped || unavailable} data-testid="send-button">
                 <Icon name="send" size={13} /> Send
               </button>
             )}
@@ -423,7 +450,16 @@ export function ChatPage({ sid }: { sid: string }) {
       {sideOpen && (
         <aside class="chat-side">
           <TodoPanel todos={chat.todos} />
-          {apiKey && (
+          {stopped && (
+            <section class="panel">
+              <div class="panel-head static">
+                <Icon name="folder" size={14} />
+                <span class="panel-title">Workspace</span>
+              </div>
+              <div class="empty small">The session has ended: its container and workspace were removed.</div>
+            </section>
+          )}
+          {apiKey && !unavailable && !stopped && (
             <FilesPanel
               sid={sid}
               apiKey={apiKey}

@@ -438,7 +438,13 @@ export function LaunchPage() {
       <section class="card keycard">
         <ApiKeyField />
       </section>
-      <ErrorBanner error={error} onDismiss={() => setError(null)} testid="launch-error" />
+      <ErrorBanner error={error} onDismiss={() => setError(null)} testid="launch-error">
+        {error?.status === 504 && (
+          <a class="btn sm" href="/sessions" onClick={linkClick}>
+            Check the Sessions page
+          </a>
+        )}
+      </ErrorBanner>
       <ErrorBanner error={loadErr}>
         <button class="btn sm" onClick={load}>
           Retry
