@@ -83,8 +83,9 @@ class GatewayTimeout(ApiError):
 
 
 def _body(status: int, code: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    # Context first, so it can never overwrite the three fields every client relies on.
     return Response(
-        {"error": code, "detail": detail, "status_code": status, **extra},
+        {**extra, "error": code, "detail": detail, "status_code": status},
         status_code=status,
         media_type=MediaType.JSON,
     )

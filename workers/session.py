@@ -16,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from broker import subjects
 from broker.commands import Chat, Interrupt, Stop, decode_command
-from broker.events import ErrorEvent, Event, SessionStatus, SessionStopped, encode_event
+from broker.events import ErrorEvent, Event, SessionStatus, encode_event
 from runner.protocol import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
@@ -163,6 +163,12 @@ class SessionHandle:
         if env.seq <= self.last_seq:
             return  # replayed and already published
         data = bytes(env.event)
+        peek = _peek.decode(data)
+        if peek.type == "session.stopped" and self.stopping:
+            # The worker publishes the definitive one once the container is gone.
+            self.last_seq = env.seq
+            self.stopped.set()
+            return
         await self.w.js.publish(
             subjects.events(self.session_id),
             data,
@@ -170,11 +176,10 @@ class SessionHandle:
         )
         self.last_seq = env.seq
         await self.w.store.advance_seq(self.session_id, env.boot_id, env.seq)
-        await self._observe(data)
+        await self._observe(peek, data)
 
-    async def _observe(self, data: bytes) -> None:
+    async def _observe(self, peek: _Peek, data: bytes) -> None:
         """Track status and usage from the events that matter for them."""
-        peek = _peek.decode(data)
         match peek.type:
             case "session.ready":
                 if not self.ready.done():
@@ -295,9 +300,6 @@ class SessionHandle:
             await self.channel.send(StopIn(reason=reason))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopped.wait(), grace)
-        if not self.stopped.is_set():
-            await self.publish_event(SessionStopped(session_id=self.session_id, reason=reason))
-            self.stopped.set()
 
     def idle_for(self, last_active: float) -> float:
         return time.time() - last_active

@@ -330,6 +330,10 @@ class Worker:
         with contextlib.suppress(Exception):
             await self.js.delete_consumer(subjects.CMD_STREAM, subjects.session_consumer(sid))
         await self.store.set_status(sid, "stopped")
+        # Last event of the session, published only once its container and volumes are gone.
+        await self.js.publish(
+            subjects.events(sid), encode_event(SessionStopped(session_id=sid, reason=reason))
+        )
         self.log.info("session stopped", session_id=sid, reason=reason)
 
     async def on_runner_gone(self, handle: SessionHandle) -> None:

@@ -150,7 +150,9 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
 
 def ensure_live(record: SessionRecord) -> None:
     if record.status in TERMINAL_STATUSES or record.status == "stopping":
-        raise Conflict(f"session {record.session_id} is {record.status}", status=record.status)
+        raise Conflict(
+            f"session {record.session_id} is {record.status}", session_status=record.status
+        )
 
 
 def check_message(message: str) -> str:

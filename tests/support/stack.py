@@ -5,6 +5,7 @@ Containers reach the scripted model server on the host's loopback through host n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -14,10 +15,10 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import httpx
@@ -62,6 +63,9 @@ class Stack:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Every worker id this stack ever ran: its containers are this stack's to clean up.
+    worker_ids: set[str] = field(default_factory=set)
+    _logs: list[IO[bytes]] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -90,6 +94,7 @@ class Stack:
 
     def _spawn(self, role: str, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("ab")
+        self._logs.append(log)
         return subprocess.Popen(
             [sys.executable, "-m", "agcluster.cli", role],
             cwd=REPO,
@@ -108,6 +113,7 @@ class Stack:
 
     def start_worker(self, worker_id: str | None = None, **env: str) -> str:
         wid = worker_id or f"tw-{uuid.uuid4().hex[:8]}"
+        self.worker_ids.add(wid)
         self.workers[wid] = self._spawn(
             "worker", f"worker-{wid}", {**self.env(), "AGC_WORKER_ID": wid, **env}
         )
@@ -156,15 +162,19 @@ class Stack:
 
     def close(self) -> None:
         for wid in list(self.workers):
+            proc = self.workers[wid]
             try:
                 self.stop_worker(wid)
             except Exception:
-                self.workers.get(wid) and self.workers[wid].kill()
+                proc.kill()
+                proc.wait(10)
         self.stop_api()
-        remove_containers({"agc.managed": "1"}, secret_filter=self.tmp)
+        remove_containers(self.worker_ids)
         for svc in (self.redis, self.nats):
             if svc is not None:
                 svc.stop()
+        for log in self._logs:
+            log.close()
 
     # -- client helpers ------------------------------------------------------------------
     def client(self, api_key: str | None = None, timeout: float = 120.0) -> httpx.Client:
@@ -197,27 +207,18 @@ class Stack:
             c.delete(f"/api/agents/sessions/{sid}")
 
 
-_STACK_TMPS: set[str] = set()
-
-
-def remove_containers(labels: dict[str, str], secret_filter: Path | None = None) -> None:
-    """Remove containers (and their volumes) carrying these labels."""
+def remove_containers(worker_ids: set[str]) -> None:
+    """Remove the containers (and volumes) these workers created; others are left alone."""
     client = docker.from_env(timeout=30)
-    flt = [f"{k}={v}" for k, v in labels.items()]
-    for c in client.containers.list(all=True, filters={"label": flt}):
-        sid = c.labels.get("agc.session", "")
-        if secret_filter is not None and c.labels.get("agc.worker", "") and not _ours(c, sid):
+    for c in client.containers.list(all=True, filters={"label": "agc.managed=1"}):
+        if c.labels.get("agc.worker", "") not in worker_ids:
             continue
-        c.remove(force=True, v=True)
+        sid = c.labels.get("agc.session", "")
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            c.remove(force=True, v=True)
         for vol in (f"agc-ws-{sid}", f"agc-home-{sid}"):
-            with suppress(docker.errors.NotFound):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 client.volumes.get(vol).remove(force=True)
-
-
-def _ours(container: Any, sid: str) -> bool:
-    # Every stack's workers are named tw-*/test ids; containers of a developer's own
-    # `agcluster up` (worker ids local-*) are never touched by the tests.
-    return not str(container.labels.get("agc.worker", "")).startswith("local-")
 
 
 @contextmanager
