@@ -94,8 +94,10 @@ class Runner:
             case ChatIn():
                 self._chat(command)
             case InterruptIn():
-                if self._session is not None:
-                    self._spawn(self._session.interrupt())
+                # Decided here, in command order; only the waiting happens in a task.
+                rest = self._session.interrupt() if self._session is not None else None
+                if rest is not None:
+                    self._spawn(rest)
             case Attach():
                 self._attach(command.after_seq)
             case StopIn():

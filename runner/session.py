@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -74,7 +75,9 @@ class AgentSession:
         self._translator = Translator(self.session_id)
         # Built once here so a bad config fails the init command, not the first chat.
         build_options(init, settings, resume=None, stderr=self._stderr)
-        self._queue: asyncio.Queue[ChatIn] = asyncio.Queue()
+        # Chats not started yet, each already a turn so an interrupt can reach it.
+        self._pending: deque[tuple[ChatIn, _Turn]] = deque()
+        self._wakeup = asyncio.Event()
         self._client: ClaudeSDKClient | None = None
         self._reader: asyncio.Task[None] | None = None
         self._main_task: asyncio.Task[None] | None = None
@@ -87,7 +90,7 @@ class AgentSession:
     # ------------------------------------------------------------------ public API
     @property
     def busy(self) -> bool:
-        return self._current is not None or not self._queue.empty()
+        return self._current is not None or bool(self._pending)
 
     @property
     def connected(self) -> bool:
@@ -103,18 +106,34 @@ class AgentSession:
 
     def submit(self, chat: ChatIn) -> None:
         """Queue a chat; it runs after the chats before it."""
-        self._queue.put_nowait(chat)
+        self._pending.append((chat, self._new_turn(chat.turn_id)))
+        self._wakeup.set()
 
-    async def interrupt(self) -> bool:
-        """Stop the running turn; return False when there was none (a no-op)."""
+    def interrupt(self) -> Coroutine[Any, Any, None] | None:
+        """Stop the running turn; return the rest of the work to await, or None.
+
+        The target is chosen now, in command order (a chat read after the interrupt is never
+        hit). With no turn running, the next queued chat is the one the user sees as running
+        (it waits for the client to connect, or arrived in the same read): it is stopped
+        before it starts. With nothing at all, this is a no-op. A turn whose prompt already
+        went to the CLI is interrupted there; the returned coroutine waits for it to end and
+        restarts the CLI if it does not within ``interrupt_grace``.
+        """
         turn = self._current
-        if turn is None or turn.ctx.completed or turn.ctx.interrupted:
-            return False
+        if turn is None or turn.ctx.completed:
+            if self._pending and not self._pending[0][1].ctx.interrupted:
+                self._pending[0][1].ctx.interrupted = True
+            return None
+        if turn.ctx.interrupted:
+            return None
         turn.ctx.interrupted = True
         client = self._client
         if not turn.query_sent or client is None:
             # Still connecting: the turn sees the flag before it sends anything.
-            return True
+            return None
+        return self._interrupt_cli(turn, client)
+
+    async def _interrupt_cli(self, turn: _Turn, client: ClaudeSDKClient) -> None:
         started = time.monotonic()
         try:
             await asyncio.wait_for(client.interrupt(), self._settings.interrupt_grace)
@@ -133,7 +152,6 @@ class AgentSession:
                 self._drop_client(client)
                 self._finish(turn)
         log.info("turn %s interrupted in %.3fs", turn.ctx.turn_id, time.monotonic() - started)
-        return True
 
     async def finish(self) -> None:
         """Stop taking chats, end the running turn (interrupting it) and cancel queued chats."""
@@ -154,8 +172,8 @@ class AgentSession:
             self._complete(turn)
         self._current = None
         # Chats that never started: they still get their turn.completed.
-        while not self._queue.empty():
-            chat = self._queue.get_nowait()
+        while self._pending:
+            chat, _ = self._pending.popleft()
             self._emit_turn_start(chat)
             self._emit(
                 TurnCompleted(
@@ -168,7 +186,9 @@ class AgentSession:
             )
 
     async def _interrupt_and_wait(self, turn: _Turn) -> None:
-        await self.interrupt()  # a no-op when an interrupt is already under way
+        rest = self.interrupt()  # None when an interrupt is already under way
+        if rest is not None:
+            await rest
         await turn.done.wait()
 
     async def disconnect(self) -> None:
@@ -191,12 +211,12 @@ class AgentSession:
             # Not fatal: the next chat tries again.
             self._emit_error(exc.code, str(exc), exc.detail)
         while not self._stopping():
-            chat = await self._queue.get()
-            if self._stopping():
-                # finish() reports it as cancelled; it must not start after a stop.
-                self._queue.put_nowait(chat)
-                return
-            await self._run_turn(chat)
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            chat, turn = self._pending.popleft()
+            await self._run_turn(chat, turn)
 
     async def _connect(self) -> ClaudeSDKClient:
         resume = self._sdk_session_id
@@ -285,8 +305,8 @@ class AgentSession:
         task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ turns
-    async def _run_turn(self, chat: ChatIn) -> None:
-        turn = self._new_turn(chat.turn_id)
+    async def _run_turn(self, chat: ChatIn, turn: _Turn) -> None:
+        turn.ctx.detail = self._detail_from_now()
         self._emit_turn_start(chat)
         # A CLI-started turn would swallow this prompt and answer both in one result.
         while self._current is not None and self._current.auto:
@@ -314,12 +334,16 @@ class AgentSession:
                 self._current = None
 
     def _new_turn(self, turn_id: str, *, auto: bool = False) -> _Turn:
+        return _Turn(TurnContext(turn_id, detail=self._detail_from_now()), auto=auto)
+
+    def _detail_from_now(self) -> Callable[[], str]:
+        """Return a function giving the CLI stderr written from now on."""
         mark = self._stderr.mark
 
         def detail() -> str:
             return self._stderr.since(mark)
 
-        return _Turn(TurnContext(turn_id, detail=detail), auto=auto)
+        return detail
 
     def _emit_turn_start(self, chat: ChatIn) -> None:
         self._emit(

@@ -187,6 +187,36 @@ async def test_interrupt_mid_tool_ends_the_turn_and_the_next_chat_works(
     assert await runner.stop() == 0
 
 
+async def test_interrupt_racing_its_chat_still_stops_it(
+    start_runner: StartRunner, model_server: ModelServer
+) -> None:
+    runner = await start_runner()
+    marker = model_server.add_script(
+        "race-slow",
+        [[tool_use("Bash", {"command": SLEEP_CMD, "description": "wait"})], [text("never")]],
+    )
+    # chat and interrupt while the client is still connecting: the turn never reaches the model
+    runner.init(model_server.base_url)
+    first = runner.chat(f"wait {marker}")
+    runner.interrupt()
+    events = await runner.turn(first)
+    assert runner.types(events) == ["user.message", "turn.started", "turn.completed"]
+    assert events[-1].data["interrupted"] is True
+    assert model_server.requests_for("race-slow") == []
+    # chat and interrupt in the same read on a connected client
+    sent = time.monotonic()
+    second = runner.chat(f"wait {marker}")
+    runner.interrupt()
+    events = await runner.turn(second, timeout=10)
+    assert events[-1].data["interrupted"] is True
+    assert events[-1].at - sent < 3.0
+    deadline = time.monotonic() + 5
+    while sleepers() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not sleepers()
+    assert await runner.stop() == 0
+
+
 async def test_interrupt_mid_stream(start_runner: StartRunner, model_server: ModelServer) -> None:
     runner = await start_runner()
     marker = model_server.add_script("slow-text", [step(text("tick " * 200, chunk=5), delay=0.05)])
