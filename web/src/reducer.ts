@@ -87,6 +87,9 @@ export interface ChatState {
   status: string | null;
   statusDetail: string | null;
   ready: boolean;
+  /** From session.ready: the config the session runs. */
+  configId: string | null;
+  model: string | null;
   stopped: { reason: string | null } | null;
   /** Errors and system notes that belong to no turn. */
   sessionItems: Item[];
@@ -110,6 +113,8 @@ export function initialChatState(): ChatState {
     status: null,
     statusDetail: null,
     ready: false,
+    configId: null,
+    model: null,
     stopped: null,
     sessionItems: [],
     totals: { input: 0, output: 0, cost: 0, turns: 0 },
@@ -249,6 +254,8 @@ export function applyMessages(state: ChatState, msgs: StreamMessage[]): ChatStat
     switch (e.type) {
       case "session.ready":
         d.ready = true;
+        d.configId = str(e.config_id) || d.configId;
+        d.model = str(e.model) || d.model;
         if (!d.status || d.status === "starting") d.status = "running";
         break;
       case "session.status":

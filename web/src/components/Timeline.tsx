@@ -334,6 +334,8 @@ function Thinking({ text, streaming }: { text: string; streaming: boolean }) {
   );
 }
 
+const SHOWN_SYSTEM = new Set(["init", "compact_boundary"]);
+
 function SystemNote({ subtype, data }: { subtype: string; data: any }) {
   let summary = subtype;
   if (subtype === "init" && data && typeof data === "object") {
@@ -380,7 +382,8 @@ function ItemView({ it, all }: { it: Item; all: Item[] }) {
     case "error":
       return <ErrorNote code={it.code} message={it.message} detail={it.detail} fatal={it.fatal} />;
     case "system":
-      return <SystemNote subtype={it.subtype} data={it.data} />;
+      // Only notes a person cares about; the SDK's frequent "status" pings stay out of the way.
+      return SHOWN_SYSTEM.has(it.subtype) ? <SystemNote subtype={it.subtype} data={it.data} /> : null;
   }
 }
 

@@ -215,6 +215,16 @@ export function ChatPage({ sid }: { sid: string }) {
     }
   };
 
+  // Esc interrupts the running turn (like the Stop button).
+  useEffect(() => {
+    if (!running) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape" && !e.defaultPrevented && !document.querySelector(".modal")) void interrupt();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [running]);
+
   const endSession = async () => {
     try {
       await api.stopSession(apiKey, sid);
@@ -232,7 +242,7 @@ export function ChatPage({ sid }: { sid: string }) {
   };
 
   const status = chat.status ?? info?.status ?? null;
-  const cfgName = info?.config_name ?? info?.config_id ?? "Session";
+  const cfgName = info?.config_name || info?.config_id || chat.configId || "Session";
   const totalsIn = Math.max(chat.totals.input, info?.usage?.input_tokens ?? 0);
   const totalsOut = Math.max(chat.totals.output, info?.usage?.output_tokens ?? 0);
   const cost = Math.max(chat.totals.cost, info?.cost_usd ?? 0);
@@ -430,7 +440,7 @@ export function ChatPage({ sid }: { sid: string }) {
                 onClick={interrupt}
                 disabled={stopping || !running}
                 data-testid="stop-button"
-                title="Interrupt the running turn (the session stays)"
+                title="Interrupt the running turn (Esc); the session stays"
               >
                 {stopping ? <Spinner size={13} /> : <Icon name="stop" size={13} />} {stopping ? "Stopping…" : "Stop"}
               </button>

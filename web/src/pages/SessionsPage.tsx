@@ -42,7 +42,7 @@ function SessionRow({ s, apiKey, onChanged }: { s: SessionInfo; apiKey: string; 
         </td>
         <td>
           <a href={href} onClick={linkClick} class="session-link">
-            <div class="strong">{s.config_name ?? s.config_id ?? "—"}</div>
+            <div class="strong">{s.config_name || s.config_id || "—"}</div>
             <div class="mono muted small">{s.session_id}</div>
           </a>
           {s.error && <div class="err-text small" title={s.error}>{s.error.length > 120 ? s.error.slice(0, 119) + "…" : s.error}</div>}
