@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 from api import errors
 from api.agents.controller import AgentsController
 from api.configs_controller import ConfigsController
+from api.files.controller import FilesController
 from api.health import health
 from api.services import lifespan, provide_services
 from api.settings import ApiSettings
@@ -49,6 +50,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         health,
         ConfigsController,
         AgentsController,
+        FilesController,
         PrometheusController,
     ]
     if (settings.web_dir / "index.html").is_file():
