@@ -32,7 +32,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -317,7 +317,7 @@ class BlobReader:
             with contextlib.suppress(Exception):
                 await self._nc.publish(self.ref.control, b'{"acked":%d}' % self.chunks)
 
-    async def chunks_iter(self) -> AsyncIterator[bytes]:
+    async def chunks_iter(self) -> AsyncGenerator[bytes, None]:
         """Yield the object's chunks as they are written; return after the last one."""
         assert self._sub is not None, "open() first"
         sha = hashlib.sha256() if self._verify else None
