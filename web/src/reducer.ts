@@ -130,6 +130,8 @@ export function isRunning(s: ChatState): boolean {
   return !!t && !t.completed;
 }
 
+const CANCELLED_OUTPUT = /doesn't want to proceed|was stopped while running|interrupted by user|\[Request interrupted/i;
+
 function seqOf(id: string): number | null {
   if (!/^\d+$/.test(id)) return null;
   const n = Number(id);
@@ -231,6 +233,9 @@ export function applyMessages(state: ChatState, msgs: StreamMessage[]): ChatStat
     t.items = t.items.map((it) => {
       if ((it.kind === "text" || it.kind === "thinking") && it.streaming) return { ...it, streaming: false };
       if (it.kind === "tool" && it.status === "running") return { ...it, status: interrupted ? "cancelled" : "done" };
+      // A tool the user's interrupt stopped is cancelled, not failed.
+      if (interrupted && it.kind === "tool" && it.status === "error" && CANCELLED_OUTPUT.test(String(it.output ?? "")))
+        return { ...it, status: "cancelled" };
       return it;
     });
   };
@@ -453,7 +458,14 @@ export function applyMessages(state: ChatState, msgs: StreamMessage[]): ChatStat
         break;
       }
       case "system": {
-        const it: SystemItem = { kind: "system", key: key("s"), subtype: str(e.subtype) ?? "system", data: e.data };
+        const subtype = str(e.subtype) ?? "system";
+        // The SDK repeats "init" at every query: one note at the top is enough.
+        if (subtype === "init") {
+          if (!d.sessionItems.some((x) => x.kind === "system" && x.subtype === "init"))
+            pushSessionItem({ kind: "system", key: key("s"), subtype, data: e.data });
+          break;
+        }
+        const it: SystemItem = { kind: "system", key: key("s"), subtype, data: e.data };
         const t = turnFor(e, false);
         if (t) t.items.push(it);
         else pushSessionItem(it);

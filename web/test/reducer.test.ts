@@ -153,3 +153,17 @@ describe("applyMessages", () => {
     expect(s.turns[0].id).toBe("tx");
   });
 });
+
+describe("noise and interrupts", () => {
+  it("keeps one init note and marks interrupt-rejected tools cancelled", () => {
+    const s = applyMessages(initialChatState(), [
+      ev("system", { subtype: "init", data: { model: "m" }, turn_id: "t" }),
+      ev("tool.started", { turn_id: "t", tool_use_id: "b", name: "Bash", input: {} }),
+      ev("tool.completed", { turn_id: "t", tool_use_id: "b", is_error: true, output: "The user doesn't want to proceed with this tool use." }),
+      ev("turn.completed", { turn_id: "t", interrupted: true }),
+      ev("system", { subtype: "init", data: { model: "m" }, turn_id: "t2" }),
+    ]);
+    expect(s.sessionItems.filter((i) => i.kind === "system")).toHaveLength(1);
+    expect((s.turns[0].items[0] as ToolItem).status).toBe("cancelled");
+  });
+});

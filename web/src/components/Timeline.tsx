@@ -272,13 +272,14 @@ function Elapsed({ since }: { since?: number }) {
 
 const ToolCall = memo(function ToolCall({ item, children }: { item: ToolItem; children: Item[] }) {
   const view = describeTool(item.name, item.input);
-  const defaultOpen = item.isError || view.kind === "bash" || view.kind === "agent";
+  const failed = item.status === "error";
+  const defaultOpen = failed || view.kind === "bash" || view.kind === "agent";
   const [open, setOpen] = useState<boolean | null>(null);
   const isOpen = open ?? defaultOpen;
   const dur = item.startedTs && item.completedTs ? (item.completedTs - item.startedTs) * 1000 : null;
   return (
     <div
-      class={`timeline-item tool tool-${view.kind} status-${item.status} ${item.isError ? "is-error" : ""}`}
+      class={`timeline-item tool tool-${view.kind} status-${item.status} ${failed ? "is-error" : ""}`}
       data-testid="timeline-item"
       data-kind="tool"
       data-tool={item.name}
@@ -336,7 +337,7 @@ function Thinking({ text, streaming }: { text: string; streaming: boolean }) {
 
 const SHOWN_SYSTEM = new Set(["init", "compact_boundary"]);
 
-function SystemNote({ subtype, data }: { subtype: string; data: any }) {
+export function SystemNote({ subtype, data }: { subtype: string; data: any }) {
   let summary = subtype;
   if (subtype === "init" && data && typeof data === "object") {
     const tools = Array.isArray(data.tools) ? data.tools.length : null;
@@ -432,7 +433,7 @@ function TurnFooter({ turn, live }: { turn: Turn; live: boolean }) {
       </span>
       <span title="Cost">{fmtCost(c.cost_usd)}</span>
       {c.num_turns != null && <span title="Model round trips">{c.num_turns} steps</span>}
-      {c.stop_reason && c.stop_reason !== "end_turn" && <span class="muted">{c.stop_reason}</span>}
+      {c.stop_reason && c.stop_reason !== "end_turn" && !c.interrupted && <span class="muted">{c.stop_reason}</span>}
     </div>
   );
 }

@@ -2,7 +2,7 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api";
 import { FilePreviewPane, FilesPanel } from "../components/FilesPanel";
 import { Icon, Spinner } from "../components/Icon";
-import { ErrorNote, TurnView } from "../components/Timeline";
+import { ErrorNote, SystemNote, TurnView } from "../components/Timeline";
 import { TodoPanel } from "../components/TodoPanel";
 import { ErrorBanner, StatusBadge, toast } from "../components/ui";
 import { humanize, type HumanError } from "../errors";
@@ -355,7 +355,11 @@ export function ChatPage({ sid }: { sid: string }) {
               />
             )}
             {chat.sessionItems.map((it) =>
-              it.kind === "error" ? <ErrorNote key={it.key} code={it.code} message={it.message} detail={it.detail} fatal={it.fatal} /> : null,
+              it.kind === "error" ? (
+                <ErrorNote key={it.key} code={it.code} message={it.message} detail={it.detail} fatal={it.fatal} />
+              ) : it.kind === "system" && it.subtype === "init" ? (
+                <SystemNote key={it.key} subtype={it.subtype} data={it.data} />
+              ) : null,
             )}
             {chat.turns.length === 0 && !pending && !unavailable && (
               <div class="chat-empty">
