@@ -18,6 +18,12 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from nats.errors import ConnectionClosedError as NatsConnectionClosed
+from nats.errors import NoRespondersError as NatsNoResponders
+from nats.errors import NoServersError as NatsNoServers
+from nats.errors import TimeoutError as NatsTimeout
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from configs.errors import (
     ConfigConflict,
@@ -144,6 +150,16 @@ def _validation_detail(exc: ValidationException) -> str:
     return detail
 
 
+def handle_dependency_down(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
+    """NATS or Redis unreachable (e.g. restarting): 503, and the client may retry."""
+    log.warning("dependency unavailable", path=request.url.path, error=type(exc).__name__)
+    return _body(
+        503, "unavailable", "a platform dependency (NATS or Redis) is unavailable; retry shortly"
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", path=request.url.path, error=type(exc).__name__)
     return _body(
@@ -155,5 +171,11 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ApiError: handle_api_error,
     ConfigError: handle_config_error,
     HTTPException: handle_http_exception,
+    RedisConnectionError: handle_dependency_down,
+    RedisTimeoutError: handle_dependency_down,
+    NatsConnectionClosed: handle_dependency_down,
+    NatsNoServers: handle_dependency_down,
+    NatsTimeout: handle_dependency_down,
+    NatsNoResponders: handle_dependency_down,
     Exception: handle_unexpected,
 }

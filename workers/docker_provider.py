@@ -237,8 +237,14 @@ class DockerProvider:
 
         await asyncio.to_thread(_remove)
 
-    async def restart(self, container_id: str) -> None:
-        await asyncio.to_thread(self.api.restart, container_id, timeout=5)
+    async def remove_session_container(self, session_id: str) -> None:
+        """Remove a session's container by name if one exists (volumes are kept)."""
+
+        def _remove() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_container(f"agc-{session_id}", force=True)
+
+        await asyncio.to_thread(_remove)
 
     async def volume_path(self, session_id: str) -> str:
         """Host path of a session's workspace volume (the worker reads files there directly)."""

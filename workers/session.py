@@ -52,6 +52,7 @@ class _Error(msgspec.Struct):
 
 
 _peek = msgspec.json.Decoder(_Peek)
+_HIGH_RATE = frozenset({"text.delta", "thinking.delta"})
 _completed = msgspec.json.Decoder(_Completed)
 _error = msgspec.json.Decoder(_Error)
 
@@ -127,17 +128,42 @@ class SessionHandle:
     # -- publishing ----------------------------------------------------------------------
     async def publish_event(self, event: Event) -> None:
         """Publish an event the worker itself produces (status, errors)."""
-        await self.w.js.publish(
-            subjects.events(self.session_id),
-            encode_event(event),
-            headers={"Nats-Msg-Id": f"{self.session_id}:w:{uuid.uuid4().hex}"},
-        )
+        await self.publish_raw(encode_event(event), f"{self.session_id}:w:{uuid.uuid4().hex}")
+
+    async def publish_raw(self, data: bytes, msg_id: str) -> None:
+        """Publish to the session's subject, retrying through a NATS outage.
+
+        The message id makes a retry of something JetStream already stored a no-op, so an
+        event is never lost and never doubled.
+        """
+        delay = 0.05
+        while True:
+            try:
+                await self.w.js.publish(
+                    subjects.events(self.session_id), data, headers={"Nats-Msg-Id": msg_id}
+                )
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log.warning("publish failed, retrying", error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _best_effort(self, op: Awaitable[object]) -> None:
+        """Run a Redis bookkeeping write; a Redis outage must not stop the event relay."""
+        try:
+            await op
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.log.warning("state write failed", error=str(exc) or type(exc).__name__)
 
     async def set_status(self, status: str, detail: str = "", **fields: object) -> None:
         if status == self.status and not fields:
             return
         self.status = status
-        await self.w.store.set_status(self.session_id, status, **fields)
+        await self._best_effort(self.w.store.set_status(self.session_id, status, **fields))
         await self.publish_event(
             SessionStatus(session_id=self.session_id, status=status, detail=detail)  # type: ignore[arg-type]
         )
@@ -169,13 +195,12 @@ class SessionHandle:
             self.last_seq = env.seq
             self.stopped.set()
             return
-        await self.w.js.publish(
-            subjects.events(self.session_id),
-            data,
-            headers={"Nats-Msg-Id": f"{self.session_id}:{env.boot_id}:{env.seq}"},
-        )
+        await self.publish_raw(data, f"{self.session_id}:{env.boot_id}:{env.seq}")
         self.last_seq = env.seq
-        await self.w.store.advance_seq(self.session_id, env.boot_id, env.seq)
+        if peek.type not in _HIGH_RATE:
+            # Deltas skip the Redis write: after a worker restart their replay is dropped by
+            # JetStream's duplicate window (the Nats-Msg-Id is stable), not by this mark.
+            await self._best_effort(self.w.store.advance_seq(self.session_id, env.boot_id, env.seq))
         await self._observe(peek, data)
 
     async def _observe(self, peek: _Peek, data: bytes) -> None:
@@ -191,14 +216,18 @@ class SessionHandle:
             case "turn.completed":
                 done = _completed.decode(data)
                 self._busy_turns.discard(peek.turn_id or "")
-                await self.w.store.add_usage(
-                    self.session_id,
-                    input_tokens=done.usage.input_tokens,
-                    output_tokens=done.usage.output_tokens,
-                    cost_usd=done.cost_usd or 0.0,
+                await self._best_effort(
+                    self.w.store.add_usage(
+                        self.session_id,
+                        input_tokens=done.usage.input_tokens,
+                        output_tokens=done.usage.output_tokens,
+                        cost_usd=done.cost_usd or 0.0,
+                    )
                 )
                 if done.sdk_session_id:
-                    await self.w.store.update(self.session_id, sdk_session_id=done.sdk_session_id)
+                    await self._best_effort(
+                        self.w.store.update(self.session_id, sdk_session_id=done.sdk_session_id)
+                    )
                 if not self._busy_turns and not self.stopping:
                     await self.set_status("idle")
             case "error":
@@ -263,7 +292,7 @@ class SessionHandle:
             match cmd:
                 case Chat(turn_id=turn_id, message=message):
                     await self.channel.send(ChatIn(turn_id=turn_id, message=message))
-                    await self.w.store.touch(self.session_id)
+                    await self._best_effort(self.w.store.touch(self.session_id))
                 case Interrupt():
                     await self.channel.send(InterruptIn())
                 case Stop(reason=reason):

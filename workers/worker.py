@@ -256,6 +256,9 @@ class Worker:
         t0 = time.perf_counter()
         container_id = ""
         try:
+            # A redelivered launch (its first worker died mid-way) may find a half-made
+            # container of the same name: start again from nothing.
+            await self.provider.remove_session_container(sid)
             container_id = await self.provider.create(spec)
             await self.store.set_owner(sid, self.id, container_id)
             reader, writer = await self.provider.attach(container_id)
@@ -352,7 +355,12 @@ class Worker:
         if rec is None or rec.status in TERMINAL_STATUSES or rec.status == "stopping":
             return
         try:
-            await self.provider.restart(container_id)
+            if await self.provider.is_running(container_id):
+                # Only our attach socket broke; the runner itself is fine.
+                await self.resume_session(sid, container_id, fresh_runner=False)
+                return
+            self.log.warning("runner exited; restarting it with its conversation", session_id=sid)
+            await self.provider.start(container_id)
             await self.resume_session(sid, container_id, fresh_runner=True)
         except Exception as exc:
             self.log.exception("recovery failed", session_id=sid)
@@ -471,7 +479,10 @@ class Worker:
     async def _maintenance_loop(self) -> None:
         last_reap = time.monotonic()
         while self._running:
-            await asyncio.sleep(min(5.0, self.settings.session_cleanup_interval))
+            # Often enough to adopt a dead worker's sessions soon after its liveness lapses.
+            await asyncio.sleep(
+                min(5.0, self.settings.heartbeat_ttl, self.settings.session_cleanup_interval)
+            )
             try:
                 await self.reconcile()
                 if time.monotonic() - last_reap >= self.settings.session_cleanup_interval:

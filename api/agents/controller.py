@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
-from api.agents import service
+from api.agents import history, service
 from api.agents.auth import authorize, bearer_key
 from api.agents.schemas import ChatRequest, LaunchRequest
 from api.agents.streams import EventFeed, StreamedEvent, last_seq
@@ -104,6 +104,29 @@ class AgentsController(Controller):
                 await feed.close()
 
         return ServerSentEvent(stream(), headers=SSE_HEADERS)
+
+    @get("/{session_id:str}/history", summary="The conversation so far (JSON or Markdown)")
+    async def history(
+        self,
+        request: Request[Any, Any, Any],
+        session_id: FromPath[str],
+        services: ServicesDep,
+        format: FromQuery[str] = "json",
+    ) -> Any:
+        """Turns rebuilt from the event stream; `?format=markdown` exports them readably."""
+        await authorize(request, services, session_id)
+        if format not in ("json", "markdown"):
+            raise BadRequest("`format` must be `json` or `markdown`")
+        built = history.build_history(
+            session_id, await history.read_all_events(services.js, session_id)
+        )
+        if format == "markdown":
+            return Response(
+                history.to_markdown(built),
+                media_type="text/markdown; charset=utf-8",
+                headers={"Content-Disposition": f'inline; filename="{session_id}.md"'},
+            )
+        return built
 
     @post("/{session_id:str}/interrupt", status_code=HTTP_202_ACCEPTED, summary="Interrupt")
     async def interrupt(

@@ -130,6 +130,21 @@ class Stack:
             self.api.wait(30)
             self.api = None
 
+    def restart_nats(self, downtime: float = 1.0) -> None:
+        """Stop nats-server and start it again on the same port with the same store."""
+        assert self.nats is not None
+        port = int(self.nats.extra["port"])
+        self.nats.stop()
+        time.sleep(downtime)
+        self.nats = start_nats(self.tmp / "nats", port=port)
+
+    def restart_redis(self, downtime: float = 1.0) -> None:
+        """Stop redis-server (it syncs its AOF) and start it again on the same socket."""
+        assert self.redis is not None
+        self.redis.stop()
+        time.sleep(downtime)
+        self.redis = start_redis(self.tmp / "redis")
+
     def wait_http(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,138 @@
+"""Rebuild a session's conversation from its event stream (JSON, or Markdown for export)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from nats.js import JetStreamContext
+
+from api.agents.streams import EventFeed, last_seq
+
+
+async def read_all_events(js: JetStreamContext, session_id: str) -> list[dict[str, Any]]:
+    """Every stored event of a session, oldest first."""
+    end = await last_seq(js, session_id)
+    if end == 0:
+        return []
+    out: list[dict[str, Any]] = []
+    feed = await EventFeed(js, session_id, after_seq=0, keepalive=5.0).open()
+    try:
+        async for ev in feed.events():
+            if ev is None:
+                break  # nothing more arrived: the stream holds less than its last seq said
+            out.append(msgspec.json.decode(ev.data))
+            if ev.seq >= end:
+                break
+    finally:
+        await feed.close()
+    return out
+
+
+def build_history(session_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Turns (user message, assistant text, tool calls with results, usage) from events."""
+    turns: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for ev in events:
+        tid = ev.get("turn_id")
+        if not tid:
+            continue
+        if tid not in turns:
+            order.append(tid)
+            turns[tid] = {
+                "turn_id": tid,
+                "user": "",
+                "started_at": ev.get("ts"),
+                "completed_at": None,
+                "assistant": [],
+                "tool_calls": [],
+                "errors": [],
+                "usage": {},
+                "cost_usd": None,
+                "duration_ms": None,
+                "interrupted": False,
+                "is_error": False,
+            }
+        turn = turns[tid]
+        tools = {t["tool_use_id"]: t for t in turn["tool_calls"]}
+        match ev.get("type"):
+            case "user.message":
+                turn["user"] = ev.get("text", "")
+                turn["started_at"] = ev.get("ts")
+            case "message" if not ev.get("parent_tool_use_id"):
+                turn["assistant"].append(ev.get("text", ""))
+            case "tool.started":
+                turn["tool_calls"].append(
+                    {
+                        "tool_use_id": ev["tool_use_id"],
+                        "name": ev.get("name"),
+                        "input": ev.get("input"),
+                        "output": None,
+                        "is_error": False,
+                        "parent_tool_use_id": ev.get("parent_tool_use_id"),
+                    }
+                )
+            case "tool.completed":
+                entry = tools.get(ev["tool_use_id"])
+                if entry is not None:
+                    entry["output"] = ev.get("output")
+                    entry["is_error"] = bool(ev.get("is_error"))
+            case "error":
+                turn["errors"].append({"code": ev.get("code"), "message": ev.get("message")})
+            case "turn.completed":
+                turn.update(
+                    completed_at=ev.get("ts"),
+                    usage=ev.get("usage") or {},
+                    cost_usd=ev.get("cost_usd"),
+                    duration_ms=ev.get("duration_ms"),
+                    interrupted=bool(ev.get("interrupted")),
+                    is_error=bool(ev.get("is_error")),
+                )
+            case _:
+                pass
+    out_turns = [turns[t] for t in order]
+    total_in = sum(int(t["usage"].get("input_tokens", 0) or 0) for t in out_turns)
+    total_out = sum(int(t["usage"].get("output_tokens", 0) or 0) for t in out_turns)
+    return {
+        "session_id": session_id,
+        "turns": out_turns,
+        "total_turns": len(out_turns),
+        "usage": {"input_tokens": total_in, "output_tokens": total_out},
+        "cost_usd": round(sum(float(t["cost_usd"] or 0) for t in out_turns), 6),
+    }
+
+
+def _fence(text: str) -> str:
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}\n{text}\n{fence}"
+
+
+def to_markdown(history: dict[str, Any]) -> str:
+    """A readable export of a session's conversation."""
+    lines = [f"# Session {history['session_id']}", ""]
+    for n, turn in enumerate(history["turns"], 1):
+        lines += [f"## Turn {n}", "", "**User:**", "", turn["user"] or "_(empty)_", ""]
+        for call in turn["tool_calls"]:
+            nested = " (sub-agent)" if call.get("parent_tool_use_id") else ""
+            status = "error" if call["is_error"] else "ok"
+            lines += [f"**Tool `{call['name']}`**{nested} — {status}", ""]
+            lines += [_fence(json.dumps(call["input"], indent=2, ensure_ascii=False)), ""]
+            if call["output"]:
+                lines += [_fence(str(call["output"])[:4000]), ""]
+        if turn["assistant"]:
+            lines += ["**Assistant:**", "", "\n\n".join(turn["assistant"]), ""]
+        for err in turn["errors"]:
+            lines += [f"> **Error** `{err['code']}`: {err['message']}", ""]
+        usage = turn["usage"]
+        meta = [f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens"]
+        if turn["duration_ms"] is not None:
+            meta.append(f"{turn['duration_ms'] / 1000:.1f} s")
+        if turn["cost_usd"] is not None:
+            meta.append(f"${turn['cost_usd']:.4f}")
+        if turn["interrupted"]:
+            meta.append("interrupted")
+        lines += [f"_{' · '.join(meta)}_", ""]
+    return "\n".join(lines)
