@@ -19,7 +19,7 @@ import msgspec
 from broker.events import ErrorEvent, Event, SessionStopped, SystemNotice, TurnCompleted
 from runner.buffer import ReplayBuffer
 from runner.emitter import Emitter
-from runner.errors import ConfigError
+from runner.errors import ConfigError, describe
 from runner.protocol import Attach, ChatIn, Init, InterruptIn, StopIn, decode_command
 from runner.session import AgentSession
 from runner.settings import RunnerSettings
@@ -66,8 +66,20 @@ class Runner:
 
     async def _read_commands(self) -> None:
         async for line in self._stdin.lines():
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 self._dispatch(line)
+            except Exception as exc:
+                # A bug handling one command must not deafen the runner to the next ones.
+                log.exception("command failed")
+                self.emit(
+                    ErrorEvent(
+                        session_id=self._session_id,
+                        code="runner_error",
+                        message=f"command failed: {describe(exc)}",
+                    )
+                )
         if self._settings.exit_on_eof:
             self.request_stop("eof")
         else:
@@ -209,7 +221,7 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     writer = StdoutWriter(1)
-    emitter = Emitter(writer, ReplayBuffer(settings.replay_buffer))
+    emitter = Emitter(writer, ReplayBuffer(settings.replay_buffer, settings.replay_buffer_bytes))
     log.info("runner starting boot_id=%s workspace=%s", emitter.boot_id, settings.workspace)
     try:
         return asyncio.run(_amain(settings, emitter))

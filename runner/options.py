@@ -87,7 +87,9 @@ def build_options(
         raise ConfigError("config must be an object")
     mcp_servers = _mcp_servers(cfg.get("mcp_servers"), init.mcp_env)
     max_turns = cfg.get("max_turns")
-    if max_turns is not None and (not isinstance(max_turns, int) or max_turns < 1):
+    if max_turns is not None and (
+        isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1
+    ):
         raise ConfigError(f"max_turns must be a positive integer or null, not {max_turns!r}")
     model = cfg.get("model")
     if model is not None and not isinstance(model, str):

@@ -423,8 +423,21 @@ class AgentSession:
             if isinstance(sid, str) and sid:
                 self._sdk_session_id = sid
         ctx = self._context_for(message, parent)
-        for event in self._translator.translate(message, raw, ctx):
-            self._emit(event)
+        try:
+            for event in self._translator.translate(message, raw, ctx):
+                self._emit(event)
+        except Exception as exc:
+            # A frame this runner cannot turn into events is reported, not fatal.
+            log.exception("cannot translate a %s frame", type(message).__name__)
+            self._emit(
+                ErrorEvent(
+                    session_id=self.session_id,
+                    turn_id=ctx.turn_id,
+                    code="runner_error",
+                    message=f"cannot translate an SDK message: {describe(exc)}",
+                    detail=repr(raw if raw is not None else message)[:4000],
+                )
+            )
         turn = self._current
         if isinstance(message, ResultMessage) and turn is not None and turn.ctx is ctx:
             turn.done.set()

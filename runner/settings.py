@@ -26,8 +26,9 @@ class RunnerSettings:
     # Exit like ``stop`` when stdin reaches EOF (host tests); in a container a detached worker
     # must not end the session, so the default keeps running.
     exit_on_eof: bool = False
-    # Envelopes kept for ``attach{after_seq}`` replays.
+    # Envelopes kept for ``attach{after_seq}`` replays, bounded by count and by bytes.
     replay_buffer: int = 5000
+    replay_buffer_bytes: int = 32 << 20
     # Seconds an interrupted turn may take to end before the CLI is killed and restarted.
     interrupt_grace: float = 10.0
     # Seconds ``stop``/SIGTERM waits for a running turn to end after interrupting it.
@@ -44,6 +45,7 @@ class RunnerSettings:
 
         ``AGC_WORKSPACE`` (default ``/workspace``), ``HOME``, ``TMPDIR`` (via ``tempfile``),
         ``AGC_EXIT_ON_EOF`` (``1`` to exit on stdin EOF), ``AGC_REPLAY_BUFFER`` (events),
+        ``AGC_REPLAY_BUFFER_BYTES``,
         ``AGC_INTERRUPT_GRACE`` / ``AGC_STOP_GRACE`` / ``AGC_DISCONNECT_TIMEOUT`` (seconds),
         ``AGC_CLI_STDERR_LINES``, ``AGC_LOG_LEVEL``.
         """
@@ -54,6 +56,7 @@ class RunnerSettings:
             tmp_root=Path(env.get("TMPDIR") or tempfile.gettempdir()),
             exit_on_eof=_flag(env.get("AGC_EXIT_ON_EOF")),
             replay_buffer=int(env.get("AGC_REPLAY_BUFFER") or 5000),
+            replay_buffer_bytes=int(env.get("AGC_REPLAY_BUFFER_BYTES") or 32 << 20),
             interrupt_grace=float(env.get("AGC_INTERRUPT_GRACE") or 10.0),
             stop_grace=float(env.get("AGC_STOP_GRACE") or 5.0),
             disconnect_timeout=float(env.get("AGC_DISCONNECT_TIMEOUT") or 15.0),

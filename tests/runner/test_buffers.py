@@ -31,6 +31,16 @@ def test_replay_buffer_returns_newer_items_and_drops_the_oldest() -> None:
     assert (buf.first_seq, buf.last_seq, len(buf)) == (3, 5, 3)
 
 
+def test_replay_buffer_is_bounded_by_bytes_but_keeps_the_newest_line() -> None:
+    buf = ReplayBuffer(100, max_bytes=25)
+    for seq in range(1, 4):
+        buf.append(seq, b"x" * 10)
+    assert [s for s, _ in buf.since(0)] == [2, 3]
+    assert buf.size_bytes == 20
+    buf.append(4, b"y" * 100)  # larger than the bound on its own
+    assert [s for s, _ in buf.since(0)] == [4]
+
+
 def test_emitter_numbers_frames_and_replays() -> None:
     sink = Sink()
     emitter = Emitter(sink, ReplayBuffer(10), boot_id="boot-1")

@@ -161,6 +161,7 @@ def test_prepare_dirs_creates_a_private_runtime_dir(tmp_path: Path) -> None:
         ({"mcp_servers": {"x": {"type": "http"}}}, "url"),
         ({"agents": {"a": {"description": "d"}}}, "agents['a']"),
         ({"max_turns": 0}, "max_turns"),
+        ({"max_turns": True}, "max_turns"),
         ({"setting_sources": ["everything"]}, "setting_sources"),
         ({"env": {"A": ["list"]}}, "env"),
     ],
