@@ -400,6 +400,25 @@ async def test_cli_death_is_reported_and_the_next_chat_resumes(
     assert by_type(events, "message")[-1].data["text"] == "Echo: what was the word?"
     assert "remember the word MANGO" in model_server.model_requests()[-1].all_text
     assert events[-1].data["sdk_session_id"] == sid
+
+    # dying mid-turn: that turn fails with the reason and still completes exactly once
+    # SIGKILL orphans the command: a short one, distinct from what sleepers() looks for
+    orphan = "python3 -c 'import time; time.sleep(8)'"
+    marker = model_server.add_script(
+        "death-slow", [[tool_use("Bash", {"command": orphan, "description": "wait"})]]
+    )
+    turn_id = runner.chat(f"wait {marker}")
+    await runner.wait_for("tool.started")
+    (cli,) = runner.cli_pids()
+    os.kill(cli, signal.SIGKILL)
+    events = await runner.turn(turn_id, timeout=10)
+    assert runner.types(events)[-2:] == ["error", "turn.completed"]
+    assert events[-2].data["code"] == "cli_exited"
+    assert "exit code -9" in events[-2].data["message"]
+    assert events[-1].data["is_error"] is True
+    assert runner.types(events).count("turn.completed") == 1
+    again = await runner.turn(runner.chat("still there?"))
+    assert again[-1].data["is_error"] is False
     assert await runner.stop() == 0
 
 
