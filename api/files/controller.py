@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
@@ -37,14 +38,19 @@ UPLOAD_BYTES_PER_SECOND = 20 * 1024 * 1024
 
 
 def _relative_path(request: Request[Any, Any, Any], session_id: str) -> str:
-    """The file path exactly as the client sent it (percent-decoded once by the server).
+    """The file path exactly as the client sent it, percent-decoded once.
 
-    Litestar's ``path`` parameter is a normalised ``Path``; the worker must judge what the
-    client actually asked for (``a/./b``, ``..`` and all), so the raw path is taken instead.
+    Litestar's ``path`` parameter (and the scope's ``path``) come normalised: ``//`` folded,
+    trailing ``/`` dropped. The worker must judge what the client actually asked for, so the
+    path is taken from the request line itself (``raw_path``).
     """
-    full: str = request.scope["path"]
+    raw = request.scope.get("raw_path")
+    full = unquote(raw.decode("latin-1")) if raw else str(request.scope["path"])
     marker = f"/api/files/{session_id}/"
     at = full.find(marker)
+    if at < 0:  # spelled unusually (encoded letters in the prefix): the router's view
+        full = str(request.scope["path"])
+        at = full.find(marker)
     return full[at + len(marker) :] if at >= 0 else ""
 
 
@@ -84,7 +90,13 @@ class FilesController(Controller):
         )
 
     @get(
-        "/{session_id:str}/{file_path:path}",
+        # A file called ``upload`` or ``download`` at the root would otherwise hit the POST
+        # routes' static segments and get a 405.
+        [
+            "/{session_id:str}/{file_path:path}",
+            "/{session_id:str}/upload",
+            "/{session_id:str}/download",
+        ],
         summary="Preview a file (or download it)",
         responses={
             200: ResponseSpec(
@@ -98,8 +110,8 @@ class FilesController(Controller):
         self,
         request: Request[Any, Any, Any],
         session_id: str,
-        file_path: Path,
         services: Services,
+        file_path: Path | None = None,
         raw: bool = False,
     ) -> Response[Any]:
         """Text as JSON; PNG/JPEG/GIF/WebP/SVG as the image; other files as metadata.
