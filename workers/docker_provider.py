@@ -20,6 +20,7 @@ log = structlog.get_logger("agc.docker")
 LABEL_MANAGED = "agc.managed"
 LABEL_SESSION = "agc.session"
 LABEL_WORKER = "agc.worker"
+LABEL_CLUSTER = "agc.cluster"
 
 WORKSPACE = "/workspace"
 HOME = "/home/agent"
@@ -32,6 +33,7 @@ class ContainerSpec:
 
     session_id: str
     worker_id: str
+    cluster: str
     image: str
     network: str
     cpu_quota: int = 100_000
@@ -99,6 +101,7 @@ class DockerProvider:
         ws, home = volume_names(spec.session_id)
         labels = {
             LABEL_MANAGED: "1",
+            LABEL_CLUSTER: spec.cluster,
             LABEL_SESSION: spec.session_id,
             LABEL_WORKER: spec.worker_id,
         }
@@ -199,11 +202,14 @@ class DockerProvider:
 
         return await asyncio.to_thread(_stats)
 
-    async def list_managed(self) -> list[ContainerInfo]:
-        """Every container carrying the platform's labels on this engine, running or not."""
+    async def list_managed(self, cluster: str) -> list[ContainerInfo]:
+        """Every container of this cluster on this engine, running or not."""
 
         def _list() -> list[ContainerInfo]:
-            rows = self.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=1"})
+            rows = self.api.containers(
+                all=True,
+                filters={"label": [f"{LABEL_MANAGED}=1", f"{LABEL_CLUSTER}={cluster}"]},
+            )
             return [
                 ContainerInfo(
                     container_id=r["Id"],

@@ -22,6 +22,14 @@ class WorkerSettings(CommonSettings):
         default_factory=_default_worker_id,
         description="Stable id of this worker; set it so a restarted worker re-attaches its sessions.",
     )
+    cluster: str = Field(
+        "agcluster",
+        description=(
+            "Name of this platform instance, set as a label on its containers: workers only "
+            "adopt or remove containers of their own cluster, so several platforms can share "
+            "one Docker engine."
+        ),
+    )
     agent_image: str = Field(
         "agcluster-agent:latest", description="Docker image of agent containers."
     )

@@ -246,6 +246,7 @@ class Worker:
         spec = ContainerSpec(
             session_id=sid,
             worker_id=self.id,
+            cluster=self.settings.cluster,
             image=self.settings.agent_image,
             network=self.settings.agent_network,
             cpu_quota=int(limits.get("cpu_quota", 100_000)),
@@ -415,7 +416,7 @@ class Worker:
     async def reconcile(self) -> None:
         """Adopt what this worker owns (or what a dead worker owned), remove what nobody owns."""
         try:
-            containers = await self.provider.list_managed()
+            containers = await self.provider.list_managed(self.settings.cluster)
         except Exception as exc:
             self.log.warning("cannot list containers", error=str(exc))
             return

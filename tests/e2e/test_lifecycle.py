@@ -396,7 +396,12 @@ def test_orphans_are_removed_and_poison_commands_are_given_up(
             IMAGE,
             command=["sleep", "600"],
             entrypoint=["/usr/bin/tini", "--"],
-            labels={"agc.managed": "1", "agc.session": ghost, "agc.worker": "tw-gone"},
+            labels={
+                "agc.managed": "1",
+                "agc.cluster": s.cluster,
+                "agc.session": ghost,
+                "agc.worker": "tw-gone",
+            },
             name=f"agc-{ghost}",
             network_mode="none",
         )

@@ -65,6 +65,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Every worker id this stack ever ran: its containers are this stack's to clean up.
     worker_ids: set[str] = field(default_factory=set)
+    cluster: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:10]}")
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     @property
@@ -88,6 +89,8 @@ class Stack:
             AGC_LOG_LEVEL="INFO",
             AGC_HEARTBEAT_INTERVAL="0.5",
             AGC_HEARTBEAT_TTL="3",
+            # Stacks share the Docker engine: each only ever touches its own containers.
+            AGC_CLUSTER=self.cluster,
         )
         env.update(self.extra_env)
         return env
