@@ -477,7 +477,26 @@ verify_agent_image() {
       test -x "$cli" || { echo "bundled claude CLI not found at $cli" >&2; exit 1; }
       printf "claude CLI %s: " "$cli"; "$cli" --version' ||
     die "verification failed: bundled claude CLI in $AGENT_IMAGE"
-  stamp_set image-verified "$AGENT_IMAGE $hash"
+  # every module of the runner package must import with what the image has (not fatal: the
+  # image is fine, the runner code is not; re-checked on every run until it passes)
+  if "${run[@]}" "$AGENT_IMAGE" python3 -c '
+import importlib, pkgutil, sys
+import runner
+bad = []
+for m in pkgutil.walk_packages(runner.__path__, "runner."):
+    if m.name.endswith("__main__"):
+        continue
+    try:
+        importlib.import_module(m.name)
+    except Exception as e:
+        bad.append(f"{m.name}: {type(e).__name__}: {e}")
+print("\n".join(bad) or "runner modules import")
+sys.exit(1 if bad else 0)'; then
+    stamp_set image-verified "$AGENT_IMAGE $hash"
+  else
+    log "image: WARNING: the runner does not import inside $AGENT_IMAGE (above); add what it needs" \
+      "to compose/agent-requirements.txt or keep platform-only imports out of the runner"
+  fi
   step_done "verify"
 }
 
