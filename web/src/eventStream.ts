@@ -26,6 +26,7 @@ export interface EventStreamOptions {
   isFinished?: () => boolean;
 }
 
+/** Delay before reconnect attempt `attempt` (1-based): 0.5 s doubling to 10 s, ±15 % jitter. */
 export function backoffMs(attempt: number): number {
   const base = Math.min(500 * 2 ** Math.max(0, attempt - 1), 10_000);
   return Math.round(base * (0.85 + Math.random() * 0.3));
@@ -44,14 +45,14 @@ export class EventStream {
 
   start() {
     void this.loop();
-    window.addEventListener("online", this.onOnline);
+    if (typeof window !== "undefined") window.addEventListener("online", this.onOnline);
   }
 
   stop() {
     this.stopped = true;
     this.abort?.abort();
     this.wake?.();
-    window.removeEventListener("online", this.onOnline);
+    if (typeof window !== "undefined") window.removeEventListener("online", this.onOnline);
   }
 
   /** Skip the backoff wait and reconnect at once. */
