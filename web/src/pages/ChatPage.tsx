@@ -96,7 +96,7 @@ export function ChatPage({ sid }: { sid: string }) {
   const [openPath, setOpenPath] = useState<string | null>(null);
   const [fileVersion, setFileVersion] = useState("");
   const [filesTick, setFilesTick] = useState(0);
-  const [sideOpen, setSideOpen] = useState(true);
+  const [sideOpen, setSideOpen] = useState(() => window.innerWidth > 760);
   const streamRef = useRef<EventStream | null>(null);
   const infoStatus = useRef<string | null>(null);
   const scrollRef = useRef<HTMLDivElement>(null);
@@ -291,7 +291,7 @@ export function ChatPage({ sid }: { sid: string }) {
               {fmtCost(cost)}
             </span>
             {res && (
-              <span title={`CPU ${res.cpu_percent?.toFixed(1) ?? "?"}% of ${cpusFromQuota(info?.limits?.cpu_quota)}; memory ${fmtBytes(res.memory_bytes)} of ${fmtBytes(memLimit)}`}>
+              <span class="res" title={`CPU ${res.cpu_percent?.toFixed(1) ?? "?"}% of ${cpusFromQuota(info?.limits?.cpu_quota)}; memory ${fmtBytes(res.memory_bytes)} of ${fmtBytes(memLimit)}`}>
                 <Icon name="cpu" size={12} /> {res.cpu_percent != null ? `${res.cpu_percent.toFixed(0)}%` : "—"} · {fmtBytes(res.memory_bytes)}
               </span>
             )}
