@@ -11,6 +11,7 @@ Needs: ``web/dist`` built (``make web`` / ``scripts/setup.sh web``), ``/usr/bin/
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import secrets
@@ -22,7 +23,16 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    FilePayload,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.modelserver.script import step, text, tool_use
 
@@ -70,7 +80,7 @@ def base_url(stack: Any) -> str:
     if not index.is_file():
         raise RuntimeError("web/dist/index.html missing: run `scripts/setup.sh web`")
     r = httpx.get(stack.base_url + "/", timeout=10)
-    assert r.status_code == 200 and "<div id=\"app\">" in r.text, "the API does not serve web/dist"
+    assert r.status_code == 200 and '<div id="app">' in r.text, "the API does not serve web/dist"
     return str(stack.base_url)
 
 
@@ -81,7 +91,10 @@ def api_key() -> str:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    # Reduced motion turns the dashboard's animations off: screenshots show settled pages.
+    ctx = browser.new_context(
+        viewport={"width": 1440, "height": 900}, accept_downloads=True, reduced_motion="reduce"
+    )
     ctx.set_default_timeout(30_000)
     try:
         yield ctx
@@ -105,10 +118,8 @@ def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Pa
 def shot(page: Page, name: str) -> Path:
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"
-    try:
+    with contextlib.suppress(PlaywrightError):  # a closed page at teardown: nothing to show
         page.screenshot(path=str(path))
-    except Exception:  # a closed page at teardown: nothing to show
-        pass
     return path
 
 
@@ -191,19 +202,53 @@ def test_chat_turn_timeline_todos_and_files(
         [
             [
                 text("I'll plan this, write the script and run it."),
-                tool_use("TodoWrite", {"todos": [
-                    {"content": "Write hello.py", "status": "in_progress",
-                     "activeForm": "Writing hello.py"},
-                    {"content": "Run hello.py", "status": "pending", "activeForm": "Running hello.py"},
-                ]}),
+                tool_use(
+                    "TodoWrite",
+                    {
+                        "todos": [
+                            {
+                                "content": "Write hello.py",
+                                "status": "in_progress",
+                                "activeForm": "Writing hello.py",
+                            },
+                            {
+                                "content": "Run hello.py",
+                                "status": "pending",
+                                "activeForm": "Running hello.py",
+                            },
+                        ]
+                    },
+                ),
             ],
-            [tool_use("Write", {"file_path": "/workspace/hello.py",
-                                "content": "print('hello from agcluster')\n"})],
+            [
+                tool_use(
+                    "Write",
+                    {
+                        "file_path": "/workspace/hello.py",
+                        "content": "print('hello from agcluster')\n",
+                    },
+                )
+            ],
             [tool_use("Bash", {"command": "python3 hello.py", "description": "Run the script"})],
-            [tool_use("TodoWrite", {"todos": [
-                {"content": "Write hello.py", "status": "completed", "activeForm": "Writing hello.py"},
-                {"content": "Run hello.py", "status": "completed", "activeForm": "Running hello.py"},
-            ]})],
+            [
+                tool_use(
+                    "TodoWrite",
+                    {
+                        "todos": [
+                            {
+                                "content": "Write hello.py",
+                                "status": "completed",
+                                "activeForm": "Writing hello.py",
+                            },
+                            {
+                                "content": "Run hello.py",
+                                "status": "completed",
+                                "activeForm": "Running hello.py",
+                            },
+                        ]
+                    },
+                )
+            ],
             [text("Done: hello.py prints a greeting.")],
         ],
     )
@@ -219,7 +264,9 @@ def test_chat_turn_timeline_todos_and_files(
     expect(bash).to_have_attribute("data-status", "done")
     expect(bash.get_by_test_id("tool-output")).to_contain_text("hello from agcluster")
     expect(tool_item(turn, "TodoWrite")).to_have_count(2)
-    expect(turn.locator('[data-kind="text"]').last).to_contain_text("Done: hello.py prints a greeting.")
+    expect(turn.locator('[data-kind="text"]').last).to_contain_text(
+        "Done: hello.py prints a greeting."
+    )
     expect(turn.get_by_test_id("user-message")).to_have_count(1)
     todo = page.get_by_test_id("todo-panel")
     expect(todo.get_by_test_id("todo-summary")).to_contain_text("2/2 done")
@@ -242,16 +289,20 @@ def test_chat_turn_timeline_todos_and_files(
 
     # Upload two files into the workspace root, then one again: asked before overwriting.
     page.get_by_test_id("upload-target").select_option("")
-    page.get_by_test_id("upload-input").set_input_files([
-        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"first version\n"},
-        {"name": "data.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"},
-    ])
+    page.get_by_test_id("upload-input").set_input_files(
+        [
+            FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"first version\n"),
+            FilePayload(name="data.csv", mimeType="text/csv", buffer=b"a,b\n1,2\n"),
+        ]
+    )
     done_items = page.locator('[data-testid="upload-item"][data-status="done"]')
     expect(done_items).to_have_count(2)
     expect(page.locator('[data-testid="file-node"][data-path="notes.txt"]')).to_be_visible()
-    page.get_by_test_id("upload-input").set_input_files([
-        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"second version\n"},
-    ])
+    page.get_by_test_id("upload-input").set_input_files(
+        [
+            FilePayload(name="notes.txt", mimeType="text/plain", buffer=b"second version\n"),
+        ]
+    )
     dialog = page.get_by_test_id("overwrite-dialog")
     expect(dialog).to_contain_text("notes.txt")
     shot(page, "06-upload-overwrite")
@@ -268,7 +319,10 @@ def test_chat_turn_timeline_todos_and_files(
         page.get_by_test_id("download-zip").click()
     data = Path(dl.value.path()).read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        names = {n.rstrip("/").split("/", 1)[-1] if n.startswith("workspace/") else n for n in z.namelist()}
+        names = {
+            n.rstrip("/").split("/", 1)[-1] if n.startswith("workspace/") else n
+            for n in z.namelist()
+        }
     assert {"hello.py", "notes.txt", "data.csv"} <= names, names
     shot(page, "07-files")
     _stop(base_url, sid, api_key)
@@ -278,18 +332,32 @@ def test_interrupt_and_reload_resume(page: Page, base_url: str, api_key: str, mo
     slow = model.add_script(
         "ui-slow-" + secrets.token_hex(3),
         [
-            [text("Starting a long job."),
-             tool_use("Bash", {"command": "python3 -c 'import time; time.sleep(120)'",
-                               "description": "A very slow step"})],
+            [
+                text("Starting a long job."),
+                tool_use(
+                    "Bash",
+                    {
+                        "command": "python3 -c 'import time; time.sleep(120)'",
+                        "description": "A very slow step",
+                    },
+                ),
+            ],
             [text("This should never be reached.")],
         ],
     )
     pause = model.add_script(
         "ui-pause-" + secrets.token_hex(3),
         [
-            [text("Before the pause."),
-             tool_use("Bash", {"command": "python3 -c 'import time; time.sleep(5); print(\"slept\")'",
-                               "description": "Pause"})],
+            [
+                text("Before the pause."),
+                tool_use(
+                    "Bash",
+                    {
+                        "command": "python3 -c 'import time; time.sleep(5); print(\"slept\")'",
+                        "description": "Pause",
+                    },
+                ),
+            ],
             step(text("After the pause: all done.", chunk=3), delay=0.02),
         ],
     )
@@ -297,8 +365,9 @@ def test_interrupt_and_reload_resume(page: Page, base_url: str, api_key: str, mo
 
     # A slow turn, stopped with the Stop button: the session stays usable.
     send(page, f"{slow} run the slow job")
-    expect(tool_item(last_turn(page), "Bash")).to_have_attribute("data-status", "running",
-                                                                 timeout=TURN_TIMEOUT)
+    expect(tool_item(last_turn(page), "Bash")).to_have_attribute(
+        "data-status", "running", timeout=TURN_TIMEOUT
+    )
     shot(page, "08-slow-turn")
     page.get_by_test_id("stop-button").click()
     wait_turn_done(page, "interrupted")
@@ -308,8 +377,9 @@ def test_interrupt_and_reload_resume(page: Page, base_url: str, api_key: str, mo
     # Reload mid-turn: the history comes back from the events stream, then the turn goes on
     # live; nothing is lost and nothing shows twice.
     send(page, f"{pause} pause then finish")
-    expect(tool_item(last_turn(page), "Bash")).to_have_attribute("data-status", "running",
-                                                                 timeout=TURN_TIMEOUT)
+    expect(tool_item(last_turn(page), "Bash")).to_have_attribute(
+        "data-status", "running", timeout=TURN_TIMEOUT
+    )
     page.reload()
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "live")
     wait_turn_done(page)
@@ -320,7 +390,9 @@ def test_interrupt_and_reload_resume(page: Page, base_url: str, api_key: str, mo
     expect(timeline.get_by_text("After the pause: all done.", exact=True)).to_have_count(1)
     expect(timeline.get_by_text("Starting a long job.", exact=True)).to_have_count(1)
     expect(tool_item(page, "Bash")).to_have_count(2)
-    expect(tool_item(last_turn(page), "Bash").get_by_test_id("tool-output")).to_contain_text("slept")
+    expect(tool_item(last_turn(page), "Bash").get_by_test_id("tool-output")).to_contain_text(
+        "slept"
+    )
     shot(page, "10-reloaded")
 
     # A second reload after the turn: the same conversation, still no duplicates.
@@ -337,7 +409,7 @@ def test_sessions_page_errors_and_stop(
     sid = launch_preset(page, base_url, api_key)
 
     # A wrong key says so, and how to fix it.
-    other = browser.new_context(viewport={"width": 1280, "height": 800})
+    other = browser.new_context(viewport={"width": 1280, "height": 800}, reduced_motion="reduce")
     try:
         p2 = other.new_page()
         p2.goto(base_url + "/")
@@ -382,5 +454,7 @@ def test_sessions_page_errors_and_stop(
 
 
 def _stop(base_url: str, sid: str, key: str) -> None:
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
+    with httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as c:
         c.delete(f"/api/agents/sessions/{sid}")

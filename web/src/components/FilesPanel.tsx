@@ -9,6 +9,8 @@ import { Code } from "./Code";
 import { Icon, Spinner } from "./Icon";
 import { ErrorBanner, Modal, toast } from "./ui";
 
+const lineCount = (n: number) => `${n} line${n === 1 ? "" : "s"}`;
+
 function modifiedKey(n: FileNode): string {
   return `${n.modified ?? ""}:${n.size ?? ""}`;
 }
@@ -189,7 +191,7 @@ export function FilePreviewPane({
         </span>
         {preview?.type === "text" && (
           <span class="muted small">
-            {preview.language ?? languageForPath(path) ?? "text"} · {preview.lines ?? preview.content.split("\n").length} lines · {fmtBytes(preview.size)}
+            {preview.language ?? languageForPath(path) ?? "text"} · {lineCount(preview.lines ?? preview.content.split("\n").length)} · {fmtBytes(preview.size)}
           </span>
         )}
         {loading && <Spinner />}

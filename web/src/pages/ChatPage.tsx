@@ -268,7 +268,7 @@ export function ChatPage({ sid }: { sid: string }) {
   const unavailable = conn.phase === "failed";
 
   return (
-    <div class={`chat-layout ${sideOpen ? "side-open" : "side-closed"} ${openPath ? "previewing" : ""}`}>
+    <div class={`chat-layout ${sideOpen && !unavailable ? "side-open" : "side-closed"} ${openPath ? "previewing" : ""}`}>
       <div class="chat-main">
         <div class="chat-header">
           <a href="/sessions" onClick={linkClick} class="icon-btn" title="All sessions">
@@ -280,7 +280,7 @@ export function ChatPage({ sid }: { sid: string }) {
               {sid}
             </div>
           </div>
-          <StatusBadge status={running && status !== "busy" ? "busy" : status} testid="session-status" />
+          {(status || running) && <StatusBadge status={running && status !== "busy" ? "busy" : status} testid="session-status" />}
           <ConnectionBadge conn={conn} onRetry={() => streamRef.current?.reconnectNow()} />
           <span class="spacer" />
           <div class="chat-stats">
@@ -461,7 +461,7 @@ export function ChatPage({ sid }: { sid: string }) {
         <FilePreviewPane sid={sid} apiKey={apiKey} path={openPath} version={fileVersion} onClose={() => setOpenPath(null)} />
       )}
 
-      {sideOpen && (
+      {sideOpen && !unavailable && (
         <aside class="chat-side">
           <TodoPanel todos={chat.todos} />
           {stopped && (
