@@ -190,7 +190,11 @@ function ToolBody({ item, children }: { item: ToolItem; children: Item[] }) {
         <>
           {i.description && <div class="tool-desc muted small">{i.description}</div>}
           {item.name === "Bash" && <Code code={`$ ${i.command ?? ""}`} lang="bash" class="bash-cmd" />}
-          {item.status !== "running" && <OutputBlock text={out} error={item.isError} />}
+          {item.status === "cancelled" ? (
+            <div class="tool-empty muted small">Stopped by the interrupt.</div>
+          ) : (
+            item.status !== "running" && <OutputBlock text={out} error={item.isError} />
+          )}
         </>
       );
     case "read": {
