@@ -69,9 +69,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def model(stack: Any, request: pytest.FixtureRequest) -> Any:
-    """The scripted model server the stack's containers talk to."""
+    """The scripted model server the stack's containers talk to (not a fresh one)."""
     m = getattr(stack, "model", None)
-    return m if m is not None else request.getfixturevalue("model_server")
+    return m if m is not None else request.getfixturevalue("shared_model_server")
 
 
 @pytest.fixture
