@@ -164,6 +164,25 @@ def tool_item(scope: Page | Locator, name: str) -> Locator:
 def test_builder_validates_live_and_saves(page: Page, base_url: str, api_key: str) -> None:
     enter_key(page, base_url, api_key)
     shot(page, "01-launch")
+
+    # A config with MCP servers asks for their declared credentials before launching.
+    configs = httpx.get(base_url + "/api/configs/", timeout=10).json()["configs"]
+    with_creds = [c for c in configs if any((c.get("mcp_credentials") or {}).values())]
+    if with_creds:
+        cfg = with_creds[0]
+        card = page.locator(f'[data-testid="config-card"][data-config-id="{cfg["id"]}"]')
+        card.get_by_test_id("launch-button").click()
+        dialog = page.get_by_test_id("mcp-credentials-dialog")
+        for server, names in cfg["mcp_credentials"].items():
+            for name in names:
+                field = dialog.locator(
+                    f'[data-testid="mcp-cred-input"][data-server="{server}"][data-env="{name}"]'
+                )
+                expect(field).to_be_visible()
+        expect(dialog.get_by_test_id("mcp-credentials-submit")).to_be_disabled()
+        shot(page, "01b-mcp-credentials")
+        page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0)
     page.get_by_test_id("nav-builder").click()
     page.get_by_test_id("builder-id").fill("Not A Valid Id")
     page.get_by_test_id("builder-memory").fill("lots")
