@@ -188,12 +188,25 @@ class FileOps:
             st = await asyncio.to_thread(lambda: ws.lstat(ws.resolve(prefix)))
             if st is not None and stat.S_ISREG(st.st_mode):
                 parts, mode = prefix, "raw"
-        limit = max(1024, min(req.preview_max_bytes, self._inline_limit() // 2))
+        limit = max(1, min(req.preview_max_bytes, self._inline_limit() // 2))
         reply, fd, size = await asyncio.to_thread(self._open_sync, ws, parts, mode, limit)
         if fd is None:
-            return reply
+            return self._fit(reply)
         reply["blob"] = await self._start_stream(session, "file", _iter_fd(fd, size), size)
         return reply
+
+    def _fit(self, reply: dict[str, Any]) -> bytes:
+        """Encode a preview, shortening its content until the reply fits in one message.
+
+        JSON escaping can grow text up to six-fold (control characters), so the byte cap on
+        the content alone does not guarantee the reply fits under NATS's payload limit.
+        """
+        data = msgspec.json.encode(reply)
+        while len(data) > self._inline_limit() and reply.get("content"):
+            reply["content"] = reply["content"][: len(reply["content"]) // 2]
+            reply["truncated"] = True
+            data = msgspec.json.encode(reply)
+        return data
 
     def _open_sync(
         self, ws: Workspace, parts: Parts, mode: str, limit: int
@@ -269,11 +282,12 @@ class FileOps:
                         self.w.nc, self.w.js, ref, idle_timeout=30.0, verify_digest=True
                     ).open()
                     try:
-                        sizes.append(
-                            await upload.write_temp(
-                                ws, plan, reader.chunks_iter(), max_bytes=req.max_file_bytes
+                        async with contextlib.aclosing(reader.chunks_iter()) as chunks:
+                            sizes.append(
+                                await upload.write_temp(
+                                    ws, plan, chunks, max_bytes=req.max_file_bytes
+                                )
                             )
-                        )
                     finally:
                         await reader.close(delete=False)
                 if sum(sizes) > req.max_total_bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
@@ -45,7 +45,7 @@ def _relative_path(request: Request[Any, Any, Any], session_id: str) -> str:
     path is taken from the request line itself (``raw_path``).
     """
     raw = request.scope.get("raw_path")
-    full = unquote(raw.decode("latin-1")) if raw else str(request.scope["path"])
+    full = unquote_to_bytes(raw).decode("utf-8", "replace") if raw else str(request.scope["path"])
     marker = f"/api/files/{session_id}/"
     at = full.find(marker)
     if at < 0:  # spelled unusually (encoded letters in the prefix): the router's view

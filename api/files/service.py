@@ -85,7 +85,7 @@ def ensure_workspace(record: SessionRecord) -> None:
     if record.status in TERMINAL_STATUSES or record.status == "stopping":
         raise Conflict(
             f"session {record.session_id} is {record.status}; its workspace is gone",
-            status=record.status,
+            session_status=record.status,
         )
 
 

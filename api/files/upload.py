@@ -159,7 +159,7 @@ async def receive(
         parser.close()
     except BaseException as exc:
         if writer is not None:
-            await writer.abort("the upload was refused")
+            await writer.abort("the upload was refused", notify=False)
         await discard(services, out.refs)
         if isinstance(exc, PayloadTooLarge | BadRequest):
             # Read (and drop) what the client is still sending, so it reads our answer.

@@ -128,7 +128,7 @@ def ws(stack: Stack) -> Iterator[tuple[str, str]]:
         f"plant-{sid}", [[tool_use("Bash", {"command": PLANT})], [text("planted")]]
     )
     events = stack.chat_sse(sid, api_key, f"plant the files {marker}")
-    completed = [e.json() for e in events if e.event == "tool.completed"]
+    completed = [e.data for e in events if e.event == "tool.completed"]
     assert completed and not completed[0].get("is_error"), events
     code, out = exec_in(sid, "ls -la /workspace")
     assert code == 0 and "evil_dir -> /etc" in out, out

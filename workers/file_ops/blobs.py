@@ -218,10 +218,11 @@ class BlobWriter:
         await self._stop_control()
         return self.size
 
-    async def abort(self, reason: str) -> None:
+    async def abort(self, reason: str, *, notify: bool = True) -> None:
         """Give up: drop the chunks and leave a deleted meta saying why, for the reader.
 
-        A reader that cancelled is gone already: then only the chunks are dropped.
+        Without ``notify`` (nobody follows this object yet) or when the reader cancelled,
+        only the chunks are dropped: a meta nobody reads would sit until the bucket's TTL.
         """
         if self._done:
             return
@@ -231,7 +232,7 @@ class BlobWriter:
         self._inflight.clear()
         with contextlib.suppress(Exception):
             await self._js.purge_stream(STREAM, subject=self._subject)
-        if self._cancelled:
+        if self._cancelled or not notify:
             await self._stop_control()
             return
         info = {
