@@ -213,8 +213,10 @@ def _req(target: str, *names: str, overwrite: bool = False) -> UploadRequest:
     return UploadRequest(
         target_path=target,
         overwrite=overwrite,
-        files=[UploadedObject(filename=n, name=f"s/up/{i}", nuid="x", size=1)
-               for i, n in enumerate(names)],
+        files=[
+            UploadedObject(filename=n, name=f"s/up/{i}", nuid="x", size=1)
+            for i, n in enumerate(names)
+        ],
     )
 
 
