@@ -56,16 +56,16 @@ class RssSampler(threading.Thread):
         self.pid, self.every = pid, every
         self.baseline = _rss_kib(pid)[0]
         self.peak = self.baseline
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.peak = max(self.peak, _rss_kib(self.pid)[0])
             time.sleep(self.every)
 
     def stop(self) -> int:
         """Stop; return the peak growth over the baseline, in KiB."""
-        self._stop.set()
+        self._halt.set()
         self.join()
         self.peak = max(self.peak, _rss_kib(self.pid)[0])
         return self.peak - self.baseline
