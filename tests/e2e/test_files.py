@@ -187,6 +187,25 @@ def test_every_route_needs_the_sessions_key(stack: Stack, ws: tuple[str, str]) -
             assert other.request(method, unknown).status_code == 404, unknown
 
 
+def test_a_tree_bigger_than_a_message_streams(
+    stack: Stack, client: httpx.Client, ws: tuple[str, str]
+) -> None:
+    sid, _ = ws
+    code, out = exec_in(
+        sid,
+        "mkdir -p many && cd many && python3 -c \"[open('file-%05d-%s.txt' % (i, 'n' * 60), 'w')"
+        ' for i in range(9000)]" && echo ok',
+    )
+    assert code == 0, out
+    r = client.get(f"/api/files/{sid}")
+    assert r.status_code == 200
+    assert len(r.content) > 1024 * 1024  # more than one NATS message: it came as a blob
+    many = next(n for n in r.json()["root"]["children"] if n["name"] == "many")
+    assert len(many["children"]) == 9000
+    exec_in(sid, "rm -rf many")
+    wait_objects_gone(stack, timeout=5.0)
+
+
 # -- preview ---------------------------------------------------------------------------------
 def test_text_preview(client: httpx.Client, ws: tuple[str, str]) -> None:
     sid, _ = ws
@@ -207,6 +226,18 @@ def test_text_preview(client: httpx.Client, ws: tuple[str, str]) -> None:
     big = client.get(f"/api/files/{sid}/big.txt").json()
     assert big["truncated"] is True and big["size"] == 640_000 and big["lines"] == 40_000
     assert 0 < len(big["content"].encode()) <= 512 * 1024
+
+
+def test_a_preview_always_fits_one_reply(client: httpx.Client, ws: tuple[str, str]) -> None:
+    sid, _ = ws
+    # Control characters are valid text but grow six-fold as JSON escapes.
+    exec_in(sid, "python3 -c \"open('ctl.txt', 'w').write(chr(1) * 600000)\"")
+    r = client.get(f"/api/files/{sid}/ctl.txt")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["truncated"] is True and body["size"] == 600000
+    assert 0 < len(body["content"]) < 600000
+    exec_in(sid, "rm ctl.txt")
 
 
 def test_images_are_served_as_images(client: httpx.Client, ws: tuple[str, str]) -> None:
