@@ -121,7 +121,11 @@ async def receive(
                         field_buf.clear()
                 elif event is None:  # end of the part
                     assert current is not None
-                    if writer is not None:
+                    if writer is not None and not current.filename and not writer.size:
+                        # A form's file input left empty: browsers still send the part.
+                        await writer.abort("empty file input", notify=False)
+                        writer = None
+                    elif writer is not None:
                         await writer.close()
                         out.refs.append(writer.ref)
                         out.files.append(

@@ -334,9 +334,20 @@ def test_upload_places_files_owned_by_the_agent(client: httpx.Client, ws: tuple[
     )
     # Feeding the agent is real use: the idle clock restarts.
     assert client.get(f"/api/agents/sessions/{sid}").json()["last_active"] > before
-    # Default target: the workspace root.
-    r = client.post(f"/api/files/{sid}/upload", files=[("files", ("root-file.txt", b"r"))])
-    assert r.json()["uploaded"][0]["path"] == "root-file.txt"
+    # Default target: the workspace root; an empty file is a file, an empty input is nothing.
+    r = client.post(
+        f"/api/files/{sid}/upload",
+        files=[
+            ("files", ("root-file.txt", b"r")),
+            ("files", ("empty.txt", b"")),
+            ("files", ("", b"")),
+        ],
+    )
+    assert r.status_code == 200, r.text
+    assert [f["path"] for f in r.json()["uploaded"]] == ["root-file.txt", "empty.txt"]
+    assert client.get(f"/api/files/{sid}/empty.txt").json()["size"] == 0
+    r = client.post(f"/api/files/{sid}/upload", files=[("files", ("", b""))])
+    assert r.status_code == 400
 
 
 def test_upload_conflict_writes_nothing_unless_overwrite(
