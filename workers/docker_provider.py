@@ -129,6 +129,9 @@ class DockerProvider:
                 user=AGENT_UID,
                 working_dir=WORKSPACE,
                 stdin_open=True,
+                # detach=True keeps StdinOnce off: a worker that detaches (restart, crash)
+                # must not close the runner's stdin, or no later worker could talk to it.
+                detach=True,
                 tty=False,
                 environment={"AGC_SESSION_ID": spec.session_id, **spec.env},
                 labels=labels,

@@ -117,7 +117,8 @@ class Worker:
         with contextlib.suppress(Exception):
             await self.store.worker_gone(self.id)
         with contextlib.suppress(Exception):
-            await self.nc.drain()
+            # Subscriptions are gone already; drain() would wait out its 30 s timeout.
+            await self.nc.close()
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         self.provider.close()
@@ -403,6 +404,9 @@ class Worker:
             await handle.attach()
         handle.status = rec.status
         handle.start_commands()
+        self.log.info(
+            "session re-attached", session_id=sid, fresh_runner=fresh_runner, after_seq=rec.last_seq
+        )
         if rec.status in ("starting", "busy"):
             await handle.set_status("idle" if fresh_runner else rec.status)
 

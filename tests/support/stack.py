@@ -127,9 +127,9 @@ class Stack:
         proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         proc.wait(30)
 
-    def stop_api(self) -> None:
+    def stop_api(self, *, kill: bool = False) -> None:
         if self.api is not None:
-            self.api.send_signal(signal.SIGTERM)
+            self.api.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             self.api.wait(30)
             self.api = None
 
