@@ -15,7 +15,7 @@ from litestar.response import Stream
 from api.agents.auth import authorize
 from api.errors import BadGateway, BadRequest
 from api.files import service
-from api.files.schemas import BinaryPreview, TextPreview, TreeResponse, UploadResponse
+from api.files.schemas import TextPreview, TreeResponse, UploadResponse
 from api.files.service import Reply
 from api.files.upload import discard, parse_bool, receive
 from api.services import Services
@@ -100,8 +100,10 @@ class FilesController(Controller):
         summary="Preview a file (or download it)",
         responses={
             200: ResponseSpec(
-                data_container=TextPreview | BinaryPreview,  # type: ignore[arg-type]
-                description="Text: content; binary: metadata; images: the bytes",
+                # One container only (OpenAPI generation takes no unions here); a binary
+                # file answers with the BinaryPreview shape, images with their bytes.
+                data_container=TextPreview,
+                description="Text: content (else BinaryPreview metadata, or image bytes)",
             )
         },
         response_headers=[ResponseHeader(name="X-Content-Type-Options", value="nosniff")],
