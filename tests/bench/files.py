@@ -18,6 +18,7 @@ host), which is not what is being measured.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import tempfile
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import docker
 
+from broker.connect import connect_nats
 from tests.modelserver.server import ModelServer
 from tests.support.stack import Stack, running_stack
 
@@ -173,6 +175,47 @@ def bench_zip(stack: Stack, key: str, sid: str, files: int, mib: int) -> None:
     )
 
 
+def _stream_bytes(stack: Stack) -> int:
+    """Bytes held in the AGC_FILES object store right now."""
+
+    async def _get() -> int:
+        assert stack.nats is not None
+        nc = await connect_nats(stack.nats.url, name="bench-files")
+        try:
+            return int((await nc.jetstream().stream_info("OBJ_AGC_FILES")).state.bytes)
+        finally:
+            await nc.close()
+
+    return asyncio.run(_get())
+
+
+def bench_slow_client(stack: Stack, key: str, sid: str, seconds: float = 4.0) -> None:
+    """A client reading at ~20 MB/s: the worker must wait for it, not fill NATS or the API."""
+    assert stack.api is not None
+    sampler = RssSampler(stack.api.pid)
+    sampler.start()
+    lead = 0
+    got = 0
+    with (
+        stack.client(key, timeout=300) as c,
+        c.stream("POST", f"/api/files/{sid}/download", params={"path": "zipset"}) as r,
+    ):
+        t0 = time.perf_counter()
+        for chunk in r.iter_raw(1024 * 1024):
+            got += len(chunk)
+            time.sleep(0.05)
+            if got % (16 * MiB) < MiB:
+                lead = max(lead, _stream_bytes(stack))
+            if time.perf_counter() - t0 > seconds:
+                break
+    growth = sampler.stop()
+    print(
+        f"zip to a slow client (~20 MB/s, {got / MiB:.0f} MiB read): object-store lead max "
+        f"{lead / MiB:.0f} MiB (window 64 MiB + in flight), API RSS growth {growth / 1024:.1f} MiB",
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.files", description=__doc__)
     parser.add_argument("--tree-files", type=int, default=10_000)
@@ -194,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_tree(stack, key, sid, opts.tree_files, opts.runs)
             # The zip before the upload, so the API's baseline is not an upload's leftovers.
             bench_zip(stack, key, sid, opts.zip_files, opts.zip_mb)
+            bench_slow_client(stack, key, sid)
             bench_upload(stack, key, sid, opts.upload_mb)
             stack.delete(sid, key)
     finally:

@@ -8,9 +8,12 @@ that is what this module adds:
 
 * :class:`BlobWriter` publishes chunks as they are produced (a few JetStream publishes in
   flight), and with ``flow_control`` never gets more than ``window`` chunks ahead of what its
-  reader has acknowledged on a core-NATS control inbox. So a slow HTTP client holds back the
-  zip generator instead of filling the NATS disk, and a reader that vanishes (client gone,
-  API restarted) stalls the writer, which gives up after ``stall_timeout`` and purges.
+  reader has acknowledged on a core-NATS control inbox, and purges what was acknowledged.
+  So a slow HTTP client holds back the zip generator instead of filling the NATS disk (a
+  download occupies at most ``window`` of storage, whatever its size), and a reader that
+  vanishes (client gone, API restarted) stalls the writer, which gives up after
+  ``stall_timeout`` and purges. Such an object is a pipe, not a stored file: its early
+  chunks are gone by the time its meta is written.
 * :class:`BlobReader` follows one object through an ephemeral pull consumer filtered on its
   chunk and meta subjects, with one pull of ``batch`` messages outstanding at a time: it holds
   at most ``batch`` chunks, whatever the object's size. The meta message ends the object
@@ -131,6 +134,9 @@ class BlobWriter:
         self._buf = bytearray()
         self._sha = hashlib.sha256()
         self._inflight: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Stream sequences of published chunks not purged yet, oldest first.
+        self._seqs: collections.deque[int] = collections.deque()
+        self._purged = 0
         self._sent = 0
         self.size = 0
         self._acked = 0
@@ -179,7 +185,27 @@ class BlobWriter:
         self._sent += 1
         self.size += len(payload)
         while len(self._inflight) >= MAX_INFLIGHT:
-            await self._inflight.popleft()
+            self._seqs.append((await self._inflight.popleft()).seq)
+        await self._trim()
+
+    async def _trim(self) -> None:
+        """Purge the chunks the reader has acknowledged (flow control only).
+
+        Without this a download would sit whole in NATS storage until its end; with it the
+        store holds at most the writer's lead (``window``) of any transfer, however large.
+        The reader's consumer has delivered those chunks already, so it does not notice.
+        """
+        if not self._flow:
+            return
+        n = min(self._acked, self._purged + len(self._seqs)) - self._purged
+        if n < ACK_EVERY:
+            return
+        last = 0
+        for _ in range(n):
+            last = self._seqs.popleft()
+        self._purged += n
+        with contextlib.suppress(Exception):
+            await self._js.purge_stream(STREAM, subject=self._subject, seq=last + 1)
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append bytes; full chunks are published as soon as they exist."""
@@ -200,7 +226,7 @@ class BlobWriter:
             await self._publish(bytes(self._buf))
             self._buf.clear()
         while self._inflight:
-            await self._inflight.popleft()
+            self._seqs.append((await self._inflight.popleft()).seq)
         info = {
             "name": self.ref.name,
             "bucket": FILES_BUCKET,
