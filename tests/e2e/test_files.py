@@ -689,3 +689,88 @@ def test_preview_cap_truncates(small: tuple[Stack, str, str]) -> None:
         p = c.get(f"/api/files/{sid}/long.txt").json()
     assert p["truncated"] is True and p["size"] == 450 and p["lines"] == 50
     assert len(p["content"].encode()) <= 64
+
+
+def test_a_dead_worker_answers_503_not_a_hang(small: tuple[Stack, str, str]) -> None:
+    st, sid, api_key = small
+    for wid in list(st.workers):
+        st.stop_worker(wid, kill=True)
+    with st.client(api_key, timeout=30) as c:
+        t0 = time.monotonic()
+        r = c.get(f"/api/files/{sid}")
+    assert r.status_code == 503, r.text
+    assert time.monotonic() - t0 < 5
+
+
+# -- the transfer layer on its own, over the stack's NATS ------------------------------------
+def test_blob_transfers_are_bounded_checked_and_cancellable(stack: Stack) -> None:
+    from workers.file_ops.blobs import CHUNK_SIZE, BlobError, BlobReader, BlobWriter
+
+    async def drain(r: BlobReader) -> None:
+        async for _ in r.chunks_iter():
+            pass
+
+    async def flood(w: BlobWriter, payload: bytes) -> None:
+        for _ in range(64):
+            await w.write(payload)
+
+    async def run() -> None:
+        assert stack.nats is not None
+        nc = await connect_nats(stack.nats.url, name="test-blobs")
+        js = nc.jetstream()
+        try:
+            # A slow reader: the writer stays within its window, and the store with it.
+            w = await BlobWriter(
+                nc, js, f"t/zip/{uuid.uuid4().hex}", flow_control=True, window=32
+            ).open()
+            payload = bytes(range(256)) * (CHUNK_SIZE // 256)
+            r = await BlobReader(nc, js, w.ref, verify_digest=True).open()
+            peak = 0
+
+            async def write() -> None:
+                for _ in range(120):
+                    await w.write(payload)
+                await w.close()
+
+            async def read() -> int:
+                nonlocal peak
+                n = 0
+                async for chunk in r.chunks_iter():
+                    n += len(chunk)
+                    if n % (8 * CHUNK_SIZE) == 0:
+                        info = await js.stream_info("OBJ_AGC_FILES")
+                        peak = max(peak, int(info.state.bytes))
+                        await asyncio.sleep(0.02)
+                return n
+
+            _, got = await asyncio.gather(write(), read())
+            await r.close()
+            assert got == 120 * CHUNK_SIZE
+            assert peak <= (32 + 2 * 16 + 1) * (CHUNK_SIZE + 200), peak
+
+            # A writer that fails tells its reader why.
+            w = await BlobWriter(nc, js, f"t/zip/{uuid.uuid4().hex}", flow_control=True).open()
+            r = await BlobReader(nc, js, w.ref).open()
+            await w.write(payload)
+            await w.abort("disk on fire")
+            with pytest.raises(BlobError, match="disk on fire"):
+                await drain(r)
+            await r.close()
+
+            # A reader that leaves stops its writer.
+            w = await BlobWriter(
+                nc, js, f"t/zip/{uuid.uuid4().hex}", flow_control=True, window=4
+            ).open()
+            r = await BlobReader(nc, js, w.ref).open()
+            await w.write(payload)
+            async for _ in r.chunks_iter():
+                break
+            await r.close()
+            with pytest.raises(BlobError):
+                await flood(w, payload)
+            await w.abort("cancelled")
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+    wait_objects_gone(stack, timeout=5.0)
