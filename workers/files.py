@@ -192,7 +192,11 @@ class FileOps:
         reply, fd, size = await asyncio.to_thread(self._open_sync, ws, parts, mode, limit)
         if fd is None:
             return self._fit(reply)
-        reply["blob"] = await self._start_stream(session, "file", _iter_fd(fd, size), size)
+        try:
+            reply["blob"] = await self._start_stream(session, "file", _iter_fd(fd, size), size)
+        except BaseException:
+            os.close(fd)  # the generator never started, so its own cleanup cannot run
+            raise
         return reply
 
     def _fit(self, reply: dict[str, Any]) -> bytes:
@@ -254,7 +258,11 @@ class FileOps:
 
         dir_fd = await asyncio.to_thread(_open)
         gen = archive.iter_zip(dir_fd, compression=req.compression)
-        ref = await self._start_stream(session, "zip", gen, None)
+        try:
+            ref = await self._start_stream(session, "zip", gen, None)
+        except BaseException:
+            os.close(dir_fd)  # the generator never started, so its own cleanup cannot run
+            raise
         name = f"{parts[-1] if parts else 'workspace'}.zip"
         return {"type": "zip", "path": join(parts), "name": name, "blob": ref}
 
