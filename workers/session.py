@@ -99,7 +99,15 @@ class SessionHandle:
     async def _serve_rpc(self) -> None:
         """Answer request/reply operations on this session (``stats``, ``files.*``)."""
         prefix = subjects.session_rpc(self.session_id, "")
-        sub = await self.w.nc.subscribe(subjects.session_rpc_filter(self.session_id))
+        while True:
+            try:
+                # Core subscriptions are restored by nats-py after a reconnect; only the
+                # first one can fail (NATS down right now).
+                sub = await self.w.nc.subscribe(subjects.session_rpc_filter(self.session_id))
+                break
+            except Exception as exc:
+                self.log.warning("rpc subscription failed", error=str(exc))
+                await asyncio.sleep(0.5)
         try:
             async for msg in sub.messages:
                 op = msg.subject.removeprefix(prefix)
@@ -248,29 +256,45 @@ class SessionHandle:
             max_deliver=self.w.settings.max_deliveries,
             inactive_threshold=self.w.settings.session_idle_timeout * 2 + 3600.0,
         )
-        sub = await self.w.js.pull_subscribe(
-            subjects.session_cmd_filter(self.session_id),
-            durable=cfg.durable_name,
-            stream=subjects.CMD_STREAM,
-            config=cfg,
-        )
+        sub = None
+        failures = 0
         try:
             while not self.stopping:
+                if sub is None:
+                    try:
+                        sub = await self.w.js.pull_subscribe(
+                            subjects.session_cmd_filter(self.session_id),
+                            durable=cfg.durable_name,
+                            stream=subjects.CMD_STREAM,
+                            config=cfg,
+                        )
+                    except Exception as exc:  # NATS down or restarting: keep trying
+                        self.log.warning("command consumer unavailable", error=str(exc))
+                        await asyncio.sleep(0.5)
+                        continue
                 try:
                     msgs = await sub.fetch(batch=8, timeout=1.0)
-                except (TimeoutError, NatsTimeout):
+                except (NatsTimeout, TimeoutError):
+                    failures = 0
                     continue
-                except Exception as exc:  # NATS reconnecting: back off, keep going
-                    self.log.warning("command fetch failed", error=str(exc))
+                except Exception as exc:
+                    failures += 1
+                    self.log.warning("command fetch failed", error=str(exc) or type(exc).__name__)
+                    if failures >= 3:  # bind afresh after a server restart
+                        with contextlib.suppress(Exception):
+                            await sub.unsubscribe()
+                        sub, failures = None, 0
                     await asyncio.sleep(0.5)
                     continue
+                failures = 0
                 for msg in msgs:
                     await self._handle_command(
                         msg.data, msg.ack, msg.term, msg.nak, msg.metadata.num_delivered
                     )
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
 
     async def _handle_command(
         self,

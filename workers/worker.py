@@ -157,6 +157,7 @@ class Worker:
             max_ack_pending=1000,
         )
         sub = None
+        failures = 0
         while self._running:
             if sub is None:
                 try:
@@ -181,9 +182,15 @@ class Worker:
                 continue
             except Exception as exc:
                 self._launch_slots.release()
-                self.log.warning("launch fetch failed", error=str(exc))
+                self.log.warning("launch fetch failed", error=str(exc) or type(exc).__name__)
+                failures += 1
+                if failures >= 3:  # bind afresh after a server restart
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+                    sub, failures = None, 0
                 await asyncio.sleep(0.5)
                 continue
+            failures = 0
             for msg in msgs:
                 task = asyncio.create_task(self._handle_launch(msg))
                 self._inflight.add(task)

@@ -100,6 +100,19 @@ class EventReader:
         return self.events
 
 
+def fire_chat(stack: Stack, sid: str, api_key: str, message: str) -> None:
+    """Send a chat from a thread without waiting for it (the API may die under it)."""
+
+    def run() -> None:
+        try:
+            with stack.client(api_key, timeout=120) as c:
+                c.post(f"/api/agents/{sid}/chat", json={"message": message})
+        except httpx.HTTPError:
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
+
+
 def slow_text_script(model: ModelServer, name: str, chunks: int = 30, delay: float = 0.1) -> str:
     words = " ".join(f"w{i:02d}" for i in range(chunks))
     return model.add_script(name, [step(text(words, chunk=4), delay=delay)])
@@ -197,13 +210,7 @@ def test_worker_killed_mid_turn_its_sessions_are_adopted_with_nothing_lost(
         owner = session_info(s, sid, k)["owner_worker"]
         marker = slow_text_script(model_server, f"kill-{sid}")
         reader = EventReader(s, sid, k).start()
-        # Send the chat without waiting for it; the reader sees the turn.
-        threading.Thread(
-            target=lambda: s.client(k).post(
-                f"/api/agents/{sid}/chat", json={"message": f"talk {marker}"}
-            ),
-            daemon=True,
-        ).start()
+        fire_chat(s, sid, k, f"talk {marker}")
         wait_until(lambda: sum(e.event == "text.delta" for e in reader.events) >= 3, 60, "deltas")
         s.stop_worker(owner, kill=True)
         events = reader.wait(60)
@@ -289,15 +296,7 @@ def test_api_restart_mid_stream_clients_resume_exactly_once(
         sid = s.launch(k)
         marker = slow_text_script(model_server, f"api-{sid}", chunks=30, delay=0.12)
         reader = EventReader(s, sid, k).start()
-        threading.Thread(
-            target=lambda: httpx.post(
-                f"{s.base_url}/api/agents/{sid}/chat",
-                json={"message": f"go {marker}"},
-                headers={"Authorization": f"Bearer {k}"},
-                timeout=60,
-            ),
-            daemon=True,
-        ).start()
+        fire_chat(s, sid, k, f"go {marker}")
         wait_until(lambda: sum(e.event == "text.delta" for e in reader.events) >= 3, 60, "deltas")
         s.stop_api(kill=True)
         s.start_api()
