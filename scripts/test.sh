@@ -20,6 +20,9 @@ section "ruff check ."
 section "mypy"
 .venv/bin/mypy
 
+section "web: typecheck + unit tests"
+(cd web && npm run --silent typecheck && npm test --silent)
+
 section "pytest $*"
 rc=0
 .venv/bin/pytest "$@" || rc=$?
