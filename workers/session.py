@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from broker import subjects
@@ -20,6 +19,7 @@ from broker.events import ErrorEvent, Event, SessionStatus, encode_event
 from runner.protocol import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
+from workers.pull import DurablePull
 
 if TYPE_CHECKING:
     from workers.worker import Worker
@@ -256,45 +256,15 @@ class SessionHandle:
             max_deliver=self.w.settings.max_deliveries,
             inactive_threshold=self.w.settings.session_idle_timeout * 2 + 3600.0,
         )
-        sub = None
-        failures = 0
+        pull = DurablePull(self.w.js, cfg)
         try:
             while not self.stopping:
-                if sub is None:
-                    try:
-                        sub = await self.w.js.pull_subscribe(
-                            subjects.session_cmd_filter(self.session_id),
-                            durable=cfg.durable_name,
-                            stream=subjects.CMD_STREAM,
-                            config=cfg,
-                        )
-                    except Exception as exc:  # NATS down or restarting: keep trying
-                        self.log.warning("command consumer unavailable", error=str(exc))
-                        await asyncio.sleep(0.5)
-                        continue
-                try:
-                    msgs = await sub.fetch(batch=8, timeout=1.0)
-                except (NatsTimeout, TimeoutError):
-                    failures = 0
-                    continue
-                except Exception as exc:
-                    failures += 1
-                    self.log.warning("command fetch failed", error=str(exc) or type(exc).__name__)
-                    if failures >= 3:  # bind afresh after a server restart
-                        with contextlib.suppress(Exception):
-                            await sub.unsubscribe()
-                        sub, failures = None, 0
-                    await asyncio.sleep(0.5)
-                    continue
-                failures = 0
-                for msg in msgs:
+                for msg in await pull.fetch(batch=8, timeout=1.0):
                     await self._handle_command(
                         msg.data, msg.ack, msg.term, msg.nak, msg.metadata.num_delivered
                     )
         finally:
-            if sub is not None:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+            await pull.close()
 
     async def _handle_command(
         self,

@@ -15,7 +15,6 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from redis.asyncio import Redis
@@ -32,6 +31,7 @@ from workers.channel import RunnerChannel
 from workers.docker_provider import ContainerSpec, DockerProvider
 from workers.errors import LaunchFailed, ProviderError, RunnerGone, WorkerError
 from workers.files import register_file_ops
+from workers.pull import DurablePull
 from workers.rpc import RpcRouter
 from workers.session import SessionHandle
 from workers.settings import WorkerSettings
@@ -156,46 +156,23 @@ class Worker:
             max_deliver=self.settings.max_deliveries,
             max_ack_pending=1000,
         )
-        sub = None
-        failures = 0
-        while self._running:
-            if sub is None:
-                try:
-                    sub = await self.js.pull_subscribe(
-                        subjects.LAUNCH,
-                        durable=subjects.LAUNCH_CONSUMER,
-                        stream=subjects.CMD_STREAM,
-                        config=cfg,
-                    )
-                except Exception as exc:
-                    self.log.warning("launch consumer unavailable", error=str(exc))
-                    await asyncio.sleep(1.0)
+        pull = DurablePull(self.js, cfg)
+        try:
+            while self._running:
+                if len(self.sessions) + len(self._inflight) >= self.settings.max_sessions:
+                    await asyncio.sleep(0.5)
                     continue
-            if len(self.sessions) + len(self._inflight) >= self.settings.max_sessions:
-                await asyncio.sleep(0.5)
-                continue
-            await self._launch_slots.acquire()
-            try:
-                msgs = await sub.fetch(batch=1, timeout=1.0)
-            except (TimeoutError, NatsTimeout):
-                self._launch_slots.release()
-                continue
-            except Exception as exc:
-                self._launch_slots.release()
-                self.log.warning("launch fetch failed", error=str(exc) or type(exc).__name__)
-                failures += 1
-                if failures >= 3:  # bind afresh after a server restart
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-                    sub, failures = None, 0
-                await asyncio.sleep(0.5)
-                continue
-            failures = 0
-            for msg in msgs:
-                task = asyncio.create_task(self._handle_launch(msg))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-                task.add_done_callback(lambda _t: self._launch_slots.release())
+                await self._launch_slots.acquire()
+                msgs = await pull.fetch(batch=1, timeout=1.0)
+                if not msgs:
+                    self._launch_slots.release()
+                for msg in msgs:
+                    task = asyncio.create_task(self._handle_launch(msg))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                    task.add_done_callback(lambda _t: self._launch_slots.release())
+        finally:
+            await pull.close()
 
     async def _handle_launch(self, msg: Msg) -> None:
         try:
