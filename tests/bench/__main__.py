@@ -1,6 +1,7 @@
 """Run benchmarks: ``python -m tests.bench [NAME ...] [OPTIONS ...]``.
 
-Without a name every benchmark module present runs, in the order of :data:`BENCHMARKS`.
+Without a name the benchmarks of :data:`BENCHMARKS` that are present run, in that order; any
+other module of this package with a ``main`` runs when named.
 Options after the names go to each selected benchmark's own ``main`` (``-h`` shows them), so
 ``python -m tests.bench agents --launches 5`` runs only the agents benchmark, with 5 launches.
 """
@@ -10,17 +11,27 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import pkgutil
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-# Benchmark modules under tests.bench, each with a ``main``; missing ones are skipped.
+# What a bare ``python -m tests.bench`` runs, in this order; missing ones are skipped. Any other
+# module of this package with a ``main`` runs when named.
 BENCHMARKS = ("agents", "files")
 
 
 def available() -> list[str]:
-    """Return the benchmark modules present in this tree."""
+    """Return the default benchmark modules present in this tree."""
     return [name for name in BENCHMARKS if importlib.util.find_spec(f"tests.bench.{name}")]
+
+
+def runnable() -> list[str]:
+    """Return every module of this package that can be named on the command line."""
+    package = Path(__file__).resolve().parent
+    found = [m.name for m in pkgutil.iter_modules([str(package)]) if not m.name.startswith("_")]
+    return sorted(set(found) | set(available()))
 
 
 def _call_main(name: str, argv: list[str]) -> int:
@@ -44,22 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the named (default: all present) benchmarks; return the worst exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     present = available()
+    known = runnable()
     names: list[str] = []
     while args and not args[0].startswith("-"):
         name = args.pop(0)
-        if name not in BENCHMARKS:
-            print(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
-            return 2
-        if name not in present:
+        if name not in known:
             print(
-                f"benchmark {name!r} is not in this tree (no tests/bench/{name}.py)",
+                f"no benchmark {name!r} (no tests/bench/{name}.py); present: {', '.join(known)}",
                 file=sys.stderr,
             )
             return 2
         names.append(name)
     if not names and args in (["-h"], ["--help"]):
         print(__doc__)
-        print(f"present: {', '.join(present) or 'none'}")
+        print(f"default: {', '.join(present) or 'none'}; present: {', '.join(known) or 'none'}")
         return 0
     worst = 0
     for name in names or present:
