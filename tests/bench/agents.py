@@ -977,7 +977,7 @@ def provenance() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=REPO, capture_output=True, text=True, check=False
-        ).stdout.strip()
+        ).stdout
 
     image: dict[str, Any] = {"name": IMAGE}
     with contextlib.suppress(Exception):
@@ -998,8 +998,9 @@ def provenance() -> dict[str, Any]:
         "compose",
     )
     return {
-        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
-        "uncommitted_platform_changes": [line[3:] for line in changed.splitlines()],
+        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
+        # porcelain lines are "XY path": the status columns may be blank, so no strip()
+        "uncommitted_platform_changes": [line[3:] for line in changed.splitlines() if line],
         "image": image,
     }
 
