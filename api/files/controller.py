@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
 from api.agents.auth import authorize
@@ -18,7 +19,7 @@ from api.files import service
 from api.files.schemas import TextPreview, TreeResponse, UploadResponse
 from api.files.service import Reply
 from api.files.upload import discard, parse_bool, receive
-from api.services import Services
+from api.services import ServicesDep
 from workers.file_ops.wire import (
     OP_ARCHIVE,
     OP_OPEN,
@@ -74,7 +75,7 @@ class FilesController(Controller):
         responses={200: ResponseSpec(data_container=TreeResponse, description="The tree")},
     )
     async def tree(
-        self, request: Request[Any, Any, Any], session_id: str, services: Services
+        self, request: Request[Any, Any, Any], session_id: FromPath[str], services: ServicesDep
     ) -> Response[Any]:
         """Every entry with name, type, path, size and modification time, plus totals.
 
@@ -111,10 +112,10 @@ class FilesController(Controller):
     async def read(
         self,
         request: Request[Any, Any, Any],
-        session_id: str,
-        services: Services,
-        file_path: Path | None = None,
-        raw: bool = False,
+        session_id: FromPath[str],
+        services: ServicesDep,
+        file_path: FromPath[Path | None] = None,
+        raw: FromQuery[bool] = False,
     ) -> Response[Any]:
         """Text as JSON; PNG/JPEG/GIF/WebP/SVG as the image; other files as metadata.
 
@@ -162,10 +163,10 @@ class FilesController(Controller):
     async def upload(
         self,
         request: Request[Any, Any, Any],
-        session_id: str,
-        services: Services,
-        target_path: str | None = None,
-        overwrite: str | None = None,
+        session_id: FromPath[str],
+        services: ServicesDep,
+        target_path: FromQuery[str | None] = None,
+        overwrite: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """Multipart ``files`` (one or more), ``target_path`` (default the root), ``overwrite``.
 
@@ -207,10 +208,10 @@ class FilesController(Controller):
     async def download(
         self,
         request: Request[Any, Any, Any],
-        session_id: str,
-        services: Services,
-        path: str = "",
-        compression: Literal["store", "deflate"] = "store",
+        session_id: FromPath[str],
+        services: ServicesDep,
+        path: FromQuery[str] = "",
+        compression: FromQuery[Literal["store", "deflate"]] = "store",
     ) -> Stream:
         """A streamed ZIP of ``?path=`` (default the whole workspace); links are left out."""
         record = await authorize(request, services, session_id)

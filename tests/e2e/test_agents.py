@@ -382,6 +382,10 @@ def test_events_replay_with_last_event_id_and_direct_nats_subscribers(
     time.sleep(0.5)
     done.set()
     t.join(10)
+    # The worker's "running" status for the launch may land after we subscribed: the chat's
+    # own events start at its user.message.
+    while seen_on_nats and seen_on_nats[0]["type"] == "session.status":
+        seen_on_nats.pop(0)
     # A plain nats-py subscriber saw exactly what the SSE client saw (the chat stream ends
     # at turn.completed; the worker's "idle" status event follows it on the subject).
     assert [(e["type"], e["ts"]) for e in seen_on_nats[: len(chat_events)]] == [
