@@ -4,7 +4,7 @@ The worker runs on the Docker host, so it reads and writes a session's volume di
 its host mountpoint, through the safe walk in ``workers.file_ops.paths`` (every path is
 resolved and checked here, where the files are, never on the API host). Small answers go
 back as the reply; bytes that may not fit a NATS message (file contents, ZIPs, a large
-tree) are streamed through the ``AGC_FILES`` object store (``workers.file_ops.blobs``) and
+tree) are streamed through the ``AGC_FILES`` object store (``broker.blobs``) and
 the reply says where.
 
 Register with ``register_file_ops(worker.rpc)``.
@@ -24,9 +24,7 @@ import msgspec
 import structlog
 from nats.aio.msg import Msg
 
-from workers.docker_provider import AGENT_UID
-from workers.file_ops import archive, upload
-from workers.file_ops.blobs import (
+from broker.blobs import (
     BlobCancelled,
     BlobError,
     BlobReader,
@@ -35,11 +33,7 @@ from workers.file_ops.blobs import (
     delete_object,
     object_name,
 )
-from workers.file_ops.errors import BadPath, FileOpError, Missing, TooLarge
-from workers.file_ops.paths import Parts, Workspace, join, split_path
-from workers.file_ops.preview import SNIFF_BYTES, language, sniff, text_preview
-from workers.file_ops.tree import build_tree
-from workers.file_ops.wire import (
+from broker.files_wire import (
     OP_ARCHIVE,
     OP_OPEN,
     OP_TREE,
@@ -49,6 +43,12 @@ from workers.file_ops.wire import (
     TreeRequest,
     UploadRequest,
 )
+from workers.docker_provider import AGENT_UID
+from workers.file_ops import archive, upload
+from workers.file_ops.errors import BadPath, FileOpError, Missing, TooLarge
+from workers.file_ops.paths import Parts, Workspace, join, split_path
+from workers.file_ops.preview import SNIFF_BYTES, language, sniff, text_preview
+from workers.file_ops.tree import build_tree
 
 if TYPE_CHECKING:
     from workers.rpc import RpcRouter

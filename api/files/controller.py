@@ -20,7 +20,7 @@ from api.files.schemas import TextPreview, TreeResponse, UploadResponse
 from api.files.service import Reply
 from api.files.upload import discard, parse_bool, receive
 from api.services import ServicesDep
-from workers.file_ops.wire import (
+from broker.files_wire import (
     OP_ARCHIVE,
     OP_OPEN,
     OP_TREE,

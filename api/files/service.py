@@ -26,8 +26,8 @@ from api.errors import (
 )
 from api.services import Services
 from broker import subjects
+from broker.blobs import BlobError, BlobReader, BlobRef
 from broker.state import TERMINAL_STATUSES, SessionRecord
-from workers.file_ops.blobs import BlobError, BlobReader, BlobRef
 
 log = structlog.get_logger("agc.api.files")
 

@@ -28,8 +28,8 @@ from multipart import (  # type: ignore[import-untyped]
 
 from api.errors import BadRequest, PayloadTooLarge
 from api.services import Services
-from workers.file_ops.blobs import BlobRef, BlobWriter, delete_object, object_name
-from workers.file_ops.wire import UploadedObject
+from broker.blobs import BlobRef, BlobWriter, delete_object, object_name
+from broker.files_wire import UploadedObject
 
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16

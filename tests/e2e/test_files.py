@@ -704,7 +704,7 @@ def test_a_dead_worker_answers_503_not_a_hang(small: tuple[Stack, str, str]) -> 
 
 # -- the transfer layer on its own, over the stack's NATS ------------------------------------
 def test_blob_transfers_are_bounded_checked_and_cancellable(stack: Stack) -> None:
-    from workers.file_ops.blobs import CHUNK_SIZE, BlobError, BlobReader, BlobWriter
+    from broker.blobs import CHUNK_SIZE, BlobError, BlobReader, BlobWriter
 
     async def drain(r: BlobReader) -> None:
         async for _ in r.chunks_iter():

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from broker.files_wire import UploadedObject, UploadRequest
 from workers.file_ops import archive
 from workers.file_ops.errors import BadPath, Exists, FileOpError, Missing, Refused
 from workers.file_ops.paths import Workspace, sanitize_filename, split_path
 from workers.file_ops.preview import count_lines, language, sniff, text_preview
 from workers.file_ops.tree import build_tree
 from workers.file_ops.upload import commit, plan, prepare, rollback
-from workers.file_ops.wire import UploadedObject, UploadRequest
 
 HOSTILE = [
     "..",

@@ -19,9 +19,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.files_wire import UploadRequest
 from workers.file_ops.errors import BadPath, Exists, NoSpace, TooLarge
 from workers.file_ops.paths import Parts, Workspace, join, sanitize_filename, split_path
-from workers.file_ops.wire import UploadRequest
 
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _WRITE_BATCH = 4 * 1024 * 1024
