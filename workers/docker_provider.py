@@ -62,6 +62,8 @@ class DockerProvider:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client or docker.from_env(timeout=60)
         self.api = self._client.api
+        # Last (total CPU ns, system CPU ns) seen per container, for CPU % between polls.
+        self._cpu_samples: dict[str, tuple[int, int]] = {}
 
     @classmethod
     async def connect(cls) -> DockerProvider:
@@ -198,9 +200,20 @@ class DockerProvider:
 
         def _stats() -> dict[str, Any] | None:
             try:
-                s = self.api.stats(container_id, stream=False)
+                # one_shot skips the engine's ~1 s second sample; CPU % is measured against
+                # this provider's previous sample of the same container instead.
+                s = self.api.stats(container_id, stream=False, one_shot=True)
             except docker.errors.APIError:
                 return None
+            cpu = s.get("cpu_stats", {})
+            now = (cpu.get("cpu_usage", {}).get("total_usage", 0), cpu.get("system_cpu_usage", 0))
+            prev = self._cpu_samples.get(container_id)
+            self._cpu_samples[container_id] = now
+            if prev is not None:
+                s["precpu_stats"] = {
+                    "cpu_usage": {"total_usage": prev[0]},
+                    "system_cpu_usage": prev[1],
+                }
             return _summarise_stats(s)
 
         return await asyncio.to_thread(_stats)
@@ -229,6 +242,9 @@ class DockerProvider:
         self, container_id: str | None, session_id: str, *, grace: float = 5.0
     ) -> None:
         """Stop and remove a session's container and both its volumes; missing parts are fine."""
+
+        if container_id:
+            self._cpu_samples.pop(container_id, None)
 
         def _remove() -> None:
             if container_id:

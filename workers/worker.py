@@ -57,6 +57,7 @@ class Worker:
         self._launch_slots = asyncio.Semaphore(settings.launch_concurrency)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._bg: set[asyncio.Task[Any]] = set()
+        self._stopping: set[str] = set()
         self.started_at = time.time()
         self.rpc = RpcRouter(self)
         register_file_ops(self.rpc)
@@ -301,6 +302,9 @@ class Worker:
         )
 
     async def _fail_session(self, sid: str, code: str, message: str, detail: str) -> None:
+        rec = await self.store.get(sid)
+        if rec is not None and rec.status in TERMINAL_STATUSES:
+            return  # already over (e.g. deleted meanwhile): its last event is out
         self.log.warning("session failed", session_id=sid, code=code, message=message)
         await self.store.set_status(sid, "failed", error=message)
         for event in (
@@ -313,11 +317,19 @@ class Worker:
     async def stop_session(self, handle: SessionHandle, *, reason: str) -> None:
         """Stop a session: runner, container, volumes, consumer; record it as stopped."""
         sid = handle.session_id
-        await handle.set_status("stopping", detail=reason)
-        await handle.stop_runner(reason)
-        self.sessions.pop(sid, None)
-        await handle.detach()
-        await self.provider.remove(handle.container_id, sid)
+        # Reconciliation must leave a session alone while we take it apart.
+        self._stopping.add(sid)
+        try:
+            await handle.set_status("stopping", detail=reason)
+            await handle.stop_runner(reason)
+            self.sessions.pop(sid, None)
+            await handle.detach()
+            await self._finish_stop(sid, handle.container_id, reason)
+        finally:
+            self._stopping.discard(sid)
+
+    async def _finish_stop(self, sid: str, container_id: str | None, reason: str) -> None:
+        await self.provider.remove(container_id, sid)
         with contextlib.suppress(Exception):
             await self.js.delete_consumer(subjects.CMD_STREAM, subjects.session_consumer(sid))
         await self.store.set_status(sid, "stopped")
@@ -409,9 +421,16 @@ class Worker:
             self.log.warning("cannot list containers", error=str(exc))
             return
         for c in containers:
-            if c.session_id in self.sessions:
+            if c.session_id in self.sessions or c.session_id in self._stopping:
                 continue
             rec = await self.store.get(c.session_id) if c.session_id else None
+            if rec is not None and rec.status == "stopping":
+                if rec.owner == self.id or (rec.owner and await self.store.is_alive(rec.owner)):
+                    continue  # a stop in progress
+                # Its owner died mid-stop: finish the job.
+                if await self.store.claim(c.session_id, self.id, rec.owner):
+                    await self._finish_stop(c.session_id, c.container_id, "owner_lost")
+                continue
             if rec is None or rec.status in TERMINAL_STATUSES:
                 self.log.info(
                     "removing orphan container",
@@ -446,10 +465,10 @@ class Worker:
         # Sessions recorded as ours whose container vanished cannot be recovered.
         live = {c.session_id for c in containers}
         for sid in await self.store.owned_by(self.id):
-            if sid in self.sessions or sid in live:
+            if sid in self.sessions or sid in live or sid in self._stopping:
                 continue
             rec = await self.store.get(sid)
-            if rec is not None and rec.status not in TERMINAL_STATUSES and rec.status != "starting":
+            if rec is not None and rec.status not in (*TERMINAL_STATUSES, "starting", "stopping"):
                 await self._fail_session(
                     sid, "container_lost", "the session's container no longer exists", ""
                 )

@@ -22,7 +22,8 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def _sse(ev: StreamedEvent | None) -> ServerSentEventMessage:
     if ev is None:
-        return ServerSentEventMessage(comment="keep-alive")
+        # No data line: a comment alone is not an event, so clients dispatch nothing.
+        return ServerSentEventMessage(comment="keep-alive", data=None)
     return ServerSentEventMessage(data=ev.data.decode(), event=ev.type, id=ev.seq)
 
 

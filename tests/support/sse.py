@@ -24,7 +24,8 @@ def iter_sse(response: httpx.Response) -> Iterator[Sse]:
     data: list[str] = []
     for line in response.iter_lines():
         if line == "":
-            if data:
+            # The SSE rule: an event whose data is empty is not dispatched.
+            if data and "\n".join(data):
                 yield Sse(ev_id, event, json.loads("\n".join(data)))
             ev_id, event, data = None, "message", []
             continue
