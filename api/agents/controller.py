@@ -57,11 +57,17 @@ class AgentsController(Controller):
         data: JSONBody[ChatRequest],
         services: ServicesDep,
     ) -> Any:
-        """Run one turn: SSE of its events with `Accept: text/event-stream`, else a JSON summary."""
+        """Run one turn: SSE of its events with `Accept: text/event-stream`, else a JSON summary.
+
+        Send `Idempotency-Key: <your id>` to make a retry of the same chat safe: within two
+        minutes the same key is the same turn, never a second one.
+        """
         record = await authorize(request, services, session_id)
         service.ensure_live(record)
         message = service.check_message(data.message)
-        feed, turn_id = await service.send_chat(services, record, message)
+        feed, turn_id = await service.send_chat(
+            services, record, message, request.headers.get("idempotency-key")
+        )
         headers = {"X-Turn-Id": turn_id}
         if _wants_sse(request):
 

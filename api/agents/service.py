@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,12 +27,14 @@ from api.services import Services
 from broker import subjects
 from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
 from broker.state import TERMINAL_STATUSES, SessionRecord
+from broker.streams import StreamSettings
 from configs.model import AgentConfig, is_core_env_var
 from configs.store import parse_config
 
 log = structlog.get_logger("agc.api.agents")
 
 MAX_MESSAGE_CHARS = 200_000
+DUPLICATE_WINDOW = StreamSettings().duplicate_window
 
 
 class _Outcome(msgspec.Struct):
@@ -163,13 +167,33 @@ def check_message(message: str) -> str:
     return message
 
 
+IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
 async def send_chat(
-    services: Services, record: SessionRecord, message: str
+    services: Services, record: SessionRecord, message: str, idempotency_key: str | None = None
 ) -> tuple[EventFeed, str]:
-    """Publish a chat; return its turn id and a feed, opened before the publish, of what follows."""
-    turn_id = f"turn-{uuid.uuid4().hex[:16]}"
+    """Publish a chat; return its turn id and a feed, opened before the publish, of what follows.
+
+    With an ``Idempotency-Key``, a retried request (same key, within JetStream's duplicate
+    window) is the same turn: the command is dropped as a duplicate and the feed starts far
+    enough back to show the original turn's events.
+    """
+    since: float | None = None
+    if idempotency_key is None:
+        turn_id = f"turn-{uuid.uuid4().hex[:16]}"
+    else:
+        if not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
+            raise BadRequest("Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        digest = hashlib.sha256(f"{record.session_id}\0{idempotency_key}".encode()).hexdigest()
+        turn_id = f"turn-{digest[:16]}"
+        since = time.time() - DUPLICATE_WINDOW
     feed = await EventFeed(
-        services.js, record.session_id, after_seq=None, keepalive=services.settings.sse_keepalive
+        services.js,
+        record.session_id,
+        after_seq=None,
+        keepalive=services.settings.sse_keepalive,
+        since=since,
     ).open()
     try:
         await services.js.publish(

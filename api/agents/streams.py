@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import msgspec
 from nats.errors import TimeoutError as NatsTimeout
@@ -50,11 +51,18 @@ class EventFeed:
     session_id: str
     after_seq: int | None = None  # None: only new events; 0: from the start
     keepalive: float | None = None
+    # Unix time to start from instead (wins over ``after_seq``).
+    since: float | None = None
 
     _sub: object | None = None
 
     async def open(self) -> EventFeed:
-        if self.after_seq is None:
+        if self.since is not None:
+            cfg = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME,
+                opt_start_time=datetime.fromtimestamp(self.since, UTC),
+            )
+        elif self.after_seq is None:
             cfg = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
         elif self.after_seq <= 0:
             cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)

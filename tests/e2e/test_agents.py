@@ -473,3 +473,24 @@ def test_launch_fails_clearly_when_the_container_cannot_start(
         with httpx.Client(base_url=s.base_url, headers={"Authorization": "Bearer k"}) as k:
             info = k.get(f"/api/agents/sessions/{body['session_id']}").json()
         assert info["status"] == "failed" and "image" in info["error"]
+
+
+def test_a_retried_chat_with_an_idempotency_key_runs_once(
+    stack: Stack, session: tuple[str, str]
+) -> None:
+    sid, api_key = session
+    headers = {"Idempotency-Key": f"retry-{uuid.uuid4().hex}"}
+    with stack.client(api_key) as c:
+        first = c.post(f"/api/agents/{sid}/chat", json={"message": "only once"}, headers=headers)
+        again = c.post(f"/api/agents/{sid}/chat", json={"message": "only once"}, headers=headers)
+        other = c.post(f"/api/agents/{sid}/chat", json={"message": "only once"})
+        bad = c.post(
+            f"/api/agents/{sid}/chat",
+            json={"message": "x"},
+            headers={"Idempotency-Key": "no spaces allowed"},
+        )
+        hist = c.get(f"/api/agents/{sid}/history").json()
+    assert first.json()["turn_id"] == again.json()["turn_id"] != other.json()["turn_id"]
+    assert first.json()["text"] == again.json()["text"] == "Echo: only once"
+    assert bad.status_code == 400
+    assert [t["user"] for t in hist["turns"]] == ["only once", "only once"]
