@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("agc.files")
 
 T = TypeVar("T", bound=msgspec.Struct)
-_READ = 1024 * 1024
 # Room left in a reply for everything around an inline payload (JSON keys, headers).
 _REPLY_MARGIN = 16 * 1024
 _UID, _GID = (int(x) for x in AGENT_UID.split(":"))
@@ -71,20 +70,6 @@ def _decode(kind: type[T], data: bytes) -> T:
         raise BadPath(f"invalid request: {exc}", code="bad_request") from exc
     except msgspec.DecodeError as exc:
         raise BadPath("the request is not JSON", code="bad_request") from exc
-
-
-def _iter_fd(fd: int, size: int) -> Generator[bytes, None, None]:
-    """At most ``size`` bytes of an open file, then close it (so a growing file ends)."""
-    try:
-        left = size
-        while left > 0:
-            block = os.read(fd, min(_READ, left))
-            if not block:
-                break
-            left -= len(block)
-            yield block
-    finally:
-        os.close(fd)
 
 
 def _once(data: bytes) -> Generator[bytes, None, None]:
@@ -193,7 +178,9 @@ class FileOps:
         if fd is None:
             return self._fit(reply)
         try:
-            reply["blob"] = await self._start_stream(session, "file", _iter_fd(fd, size), size)
+            reply["blob"] = await self._start_stream(
+                session, "file", archive.read_fd(fd, size), size
+            )
         except BaseException:
             os.close(fd)  # the generator never started, so its own cleanup cannot run
             raise

@@ -37,7 +37,7 @@ def arc_component(name: str) -> str:
     )
 
 
-def _read_file(fd: int, size: int) -> Iterator[bytes]:
+def read_fd(fd: int, size: int) -> Generator[bytes, None, None]:
     """The file's first ``size`` bytes (as ``fstat`` saw it), then close it.
 
     Reading at most the announced size keeps the archive consistent while an agent
@@ -96,7 +96,7 @@ def iter_zip(dir_fd: int, *, compression: str = "store") -> Generator[bytes, Non
                 if not stat.S_ISREG(fst.st_mode):
                     os.close(ffd)
                     continue
-                zs.add(_read_file(ffd, fst.st_size), arcname, size=fst.st_size)
+                zs.add(read_fd(ffd, fst.st_size), arcname, size=fst.st_size)
                 # Stream this entry now, so its descriptor is closed before the next opens.
                 yield from zs.all_files()
             # Links and special files are skipped on purpose (see the module docstring).
