@@ -15,6 +15,11 @@ from typing import Any, cast, get_args
 
 from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
 from claude_agent_sdk.types import (
+    HookContext,
+    HookEvent,
+    HookInput,
+    HookJSONOutput,
+    HookMatcher,
     McpHttpServerConfig,
     McpServerConfig,
     McpSSEServerConfig,
@@ -94,12 +99,15 @@ def build_options(
     model = cfg.get("model")
     if model is not None and not isinstance(model, str):
         raise ConfigError(f"model must be a string or null, not {model!r}")
+    allowed_tools = _allowed_tools(cfg.get("allowed_tools"), mcp_servers)
+    agents = _agents(cfg.get("agents"))
     return ClaudeAgentOptions(
         system_prompt=_system_prompt(cfg.get("system_prompt")),
-        allowed_tools=_allowed_tools(cfg.get("allowed_tools"), mcp_servers),
+        allowed_tools=allowed_tools,
         permission_mode=_permission_mode(cfg.get("permission_mode")),
+        hooks=sub_agent_hooks(agents, allowed_tools),
         mcp_servers=mcp_servers,
-        agents=_agents(cfg.get("agents")),
+        agents=agents,
         max_turns=max_turns,
         model=model or None,
         setting_sources=_setting_sources(cfg.get("setting_sources")),
@@ -111,6 +119,38 @@ def build_options(
         resume=resume,
         stderr=stderr,
     )
+
+
+def sub_agent_hooks(
+    agents: Mapping[str, AgentDefinition] | None, allowed_tools: list[str]
+) -> dict[HookEvent, list[HookMatcher]] | None:
+    """Let each sub-agent use the tools its definition lists, without opening them to the lead.
+
+    ``allowed_tools`` is the lead agent's list (e.g. an orchestrator with only Task and Read);
+    a sub-agent's Bash would otherwise need a permission prompt that nobody can answer, and
+    be refused. A PreToolUse hook knows which sub-agent type is calling (``agent_type``), so it
+    approves exactly the tools that sub-agent's definition names, and nothing for the lead.
+    """
+    tools_by_agent = {name: set(a.tools or []) for name, a in (agents or {}).items()}
+    if not any(tools - set(allowed_tools) for tools in tools_by_agent.values()):
+        return None
+
+    async def approve(
+        data: HookInput, _tool_use_id: str | None, _context: HookContext
+    ) -> HookJSONOutput:
+        if data["hook_event_name"] != "PreToolUse" or not data.get("agent_id"):
+            return {}
+        if data["tool_name"] not in tools_by_agent.get(data.get("agent_type") or "", set()):
+            return {}
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "allow",
+                "permissionDecisionReason": "listed in the sub-agent's tools",
+            }
+        }
+
+    return {"PreToolUse": [HookMatcher(matcher=None, hooks=[approve])]}
 
 
 def _str_map(value: Any, name: str) -> dict[str, str]:

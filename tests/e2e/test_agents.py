@@ -494,3 +494,45 @@ def test_a_retried_chat_with_an_idempotency_key_runs_once(
     assert first.json()["text"] == again.json()["text"] == "Echo: only once"
     assert bad.status_code == 400
     assert [t["user"] for t in hist["turns"]] == ["only once", "only once"]
+
+
+def test_sub_agents_may_use_their_own_tools_but_the_lead_may_not(stack: Stack) -> None:
+    model: ModelServer = stack.model  # type: ignore[attr-defined]
+    tag = uuid.uuid4().hex[:8]
+    inner = model.add_script(
+        f"sub-bash-{tag}",
+        [
+            [tool_use("Bash", {"command": "python3 -c 'print(\"sub-bash-ok\")'"})],
+            [text("backend done")],
+        ],
+    )
+    outer = model.add_script(
+        f"lead-{tag}",
+        [
+            # Not a read-only command: the CLI would auto-approve a plain echo.
+            [tool_use("Bash", {"command": "python3 -c 'print(\"lead-bash\")'"})],
+            [
+                tool_use(
+                    "Agent",
+                    {
+                        "description": "build",
+                        "prompt": f"build it {inner}",
+                        "subagent_type": "backend",
+                    },
+                )
+            ],
+            [text("lead done")],
+        ],
+    )
+    api_key = key()
+    sid = stack.launch(api_key, "fullstack-team")
+    try:
+        events = stack.chat_sse(sid, api_key, f"go {outer}")
+    finally:
+        stack.delete(sid, api_key)
+    bash = [e for e in events if e.event == "tool.completed" and e.data["name"] == "Bash"]
+    lead = [e for e in bash if not e.data["parent_tool_use_id"]]
+    sub = [e for e in bash if e.data["parent_tool_use_id"]]
+    assert len(lead) == 1 and lead[0].data["is_error"] and "lead-bash" not in lead[0].data["output"]
+    assert len(sub) == 1 and not sub[0].data["is_error"], sub[0].data["output"]
+    assert sub[0].data["output"].strip() == "sub-bash-ok"
