@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -53,6 +53,7 @@ class _Error(msgspec.Struct):
 
 _peek = msgspec.json.Decoder(_Peek)
 _HIGH_RATE = frozenset({"text.delta", "thinking.delta"})
+_MAX_UNACKED = 512
 _completed = msgspec.json.Decoder(_Completed)
 _error = msgspec.json.Decoder(_Error)
 
@@ -82,6 +83,8 @@ class SessionHandle:
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy_turns: set[str] = set()
+        # Pipelined delta publishes whose JetStream acks are not collected yet.
+        self._unacked: list[tuple[asyncio.Future[Any], bytes, str]] = []
         self.log = log.bind(session_id=session_id, worker_id=worker.id)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -158,6 +161,37 @@ class SessionHandle:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    async def _publish_pipelined(self, data: bytes, msg_id: str) -> None:
+        """Send a delta without waiting for its ack; :meth:`_settle` collects the acks.
+
+        Awaiting each ack costs a round trip per delta (~0.25 ms), so a burst of deltas queued
+        behind each other; pipelined they go out as fast as the socket takes them, in order.
+        """
+        try:
+            ack = await self.w.js.publish_async(
+                subjects.events(self.session_id), data, headers={"Nats-Msg-Id": msg_id}
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            await self._settle()
+            await self.publish_raw(data, msg_id)
+            return
+        self._unacked.append((ack, data, msg_id))
+        if len(self._unacked) >= _MAX_UNACKED:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Wait for every pipelined publish; re-send (same id, so never twice) what failed."""
+        pending, self._unacked = self._unacked, []
+        for ack, data, msg_id in pending:
+            try:
+                await asyncio.wait_for(ack, 5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await self.publish_raw(data, msg_id)
+
     async def _best_effort(self, op: Awaitable[object]) -> None:
         """Run a Redis bookkeeping write; a Redis outage must not stop the event relay."""
         try:
@@ -180,6 +214,7 @@ class SessionHandle:
         try:
             async for env in self.channel.envelopes():
                 await self._publish_envelope(env)
+            await self._settle()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the relay must never die silently
@@ -203,12 +238,19 @@ class SessionHandle:
             self.last_seq = env.seq
             self.stopped.set()
             return
-        await self.publish_raw(data, f"{self.session_id}:{env.boot_id}:{env.seq}")
+        msg_id = f"{self.session_id}:{env.boot_id}:{env.seq}"
+        if peek.type in _HIGH_RATE:
+            await self._publish_pipelined(data, msg_id)
+            self.last_seq = env.seq
+            return
+        # Everything published before this event is stored before it is: its position in
+        # the stream (and so its SSE id) can never precede an earlier delta's.
+        await self._settle()
+        await self.publish_raw(data, msg_id)
         self.last_seq = env.seq
-        if peek.type not in _HIGH_RATE:
-            # Deltas skip the Redis write: after a worker restart their replay is dropped by
-            # JetStream's duplicate window (the Nats-Msg-Id is stable), not by this mark.
-            await self._best_effort(self.w.store.advance_seq(self.session_id, env.boot_id, env.seq))
+        # Only here, not per delta: after a worker restart a delta's replay is dropped by
+        # JetStream's duplicate window (the Nats-Msg-Id is stable), not by this mark.
+        await self._best_effort(self.w.store.advance_seq(self.session_id, env.boot_id, env.seq))
         await self._observe(peek, data)
 
     async def _observe(self, peek: _Peek, data: bytes) -> None:
