@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import platform
 import re
@@ -55,6 +54,7 @@ from configs.store import load_presets
 from runner.options import build_options, prepare_dirs
 from runner.protocol import Init
 from runner.settings import RunnerSettings
+from tests.bench.stats import percentile, tree_rss
 from tests.modelserver.script import step, text
 from tests.modelserver.server import ModelServer
 from tests.support.stack import IMAGE, REPO, Stack, running_stack
@@ -175,17 +175,6 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
 
 # ------------------------------------------------------------------------------ statistics
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile with linear interpolation (numpy's default); NaN when empty."""
-    xs = sorted(values)
-    if not xs:
-        return math.nan
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def summarize(values: Sequence[float], unit: str) -> dict[str, Any]:
     """n, p50, p95, mean, min and max of ``values`` (already in ``unit``), rounded."""
     if not values:
@@ -309,20 +298,6 @@ def children_of() -> dict[int, list[int]]:
                 ppid = int(stat.rsplit(")", 1)[1].split()[1])
                 children.setdefault(ppid, []).append(int(entry.name))
     return children
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
-    children = children_of()
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo.extend(children.get(p, []))
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-    return total
 
 
 def container_of(dc: docker.DockerClient, session_id: str) -> Any | None:
@@ -665,7 +640,7 @@ async def run_memory(
 ) -> dict[str, Any]:
     assert stack.api is not None
     worker_pid = next(iter(stack.workers.values())).pid
-    worker_before = tree_rss(worker_pid)
+    worker_before = tree_rss(worker_pid) or 0
     sids = []
     try:
         for _ in range(opts.idle):
@@ -682,8 +657,8 @@ async def run_memory(
                 break
             await asyncio.sleep(0.5)
         mem = [m / MIB for m, _cpu in samples]
-        worker_after = tree_rss(worker_pid)
-        api_rss = tree_rss(stack.api.pid)
+        worker_after = tree_rss(worker_pid) or 0
+        api_rss = tree_rss(stack.api.pid) or 0
     finally:
         for sid in sids:
             await delete(http, dc, sid)

@@ -75,7 +75,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,9 +88,10 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from broker import subjects
+from tests.bench.stats import percentile, tree_rss
 from tests.modelserver.script import step, text, tool_use
 from tests.modelserver.server import ModelServer
-from tests.support.sse import Sse
+from tests.support.sse import iter_sse
 from tests.support.stack import REPO, Stack, running_stack
 
 MIB = 1024 * 1024
@@ -215,17 +216,6 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
 
 # ------------------------------------------------------------------------------ helpers
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile with linear interpolation; NaN when empty."""
-    xs = sorted(values)
-    if not xs:
-        return math.nan
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def dist(values: Sequence[float], digits: int = 3) -> dict[str, Any]:
     if not values:
         return {"n": 0}
@@ -258,29 +248,6 @@ def parse_size(value: str) -> float | None:
     return float(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
-def tree_rss(pid: int) -> int | None:
-    """Resident bytes of a process and its descendants (None once it is gone)."""
-    total, todo, seen = 0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            if p == pid:
-                return None
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-    return total
-
-
 class Clock:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -294,34 +261,6 @@ def say(clock: Clock, msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------ follower
-def iter_events(response: httpx.Response) -> Iterator[Sse]:
-    """Like ``tests.support.sse.iter_sse``, but an event whose data is empty is not one.
-
-    That is the SSE rule, and it matters here: Litestar writes a comment-only message (the
-    API's keep-alive) as ``: keep-alive`` *plus an empty* ``data:`` line, which ``iter_sse``
-    hands to ``json.loads`` and fails on, forcing a reconnect every keep-alive interval.
-    """
-    ev_id: int | None = None
-    event = "message"
-    data: list[str] = []
-    for line in response.iter_lines():
-        if line == "":
-            if data and "\n".join(data):
-                yield Sse(ev_id, event, json.loads("\n".join(data)))
-            ev_id, event, data = None, "message", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "id":
-            ev_id = int(value)
-        elif name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-
-
 @dataclass(slots=True)
 class Seen:
     id: int | None
@@ -366,7 +305,7 @@ class Follower(threading.Thread):
                     with self.cond:
                         self.connected_since = time.monotonic()
                         self.cond.notify_all()
-                    for ev in iter_events(r):
+                    for ev in iter_sse(r):
                         with self.cond:
                             self.events.append(Seen(ev.id, ev.event, ev.data, time.monotonic()))
                             self.cond.notify_all()
@@ -814,7 +753,7 @@ def readback(stack: Stack, sess: Session, until: float) -> list[Seen]:
         ):
             if r.status_code != 200:
                 return out
-            for ev in iter_events(r):
+            for ev in iter_sse(r):
                 out.append(Seen(ev.id, ev.event, ev.data, time.monotonic()))
                 if ev.event == "session.stopped" or time.monotonic() > until:
                     break
