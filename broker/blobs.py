@@ -241,8 +241,27 @@ class BlobWriter:
             meta_subject(self.ref.name), json.dumps(info).encode(), headers={"Nats-Rollup": "sub"}
         )
         self._done = True
-        await self._stop_control()
+        try:
+            if self._flow:
+                await self._await_reader()
+        finally:
+            await self._stop_control()
         return self.size
+
+    async def _await_reader(self) -> None:
+        """Wait until the reader has taken the whole object; delete it if it never does.
+
+        A small object is complete before its reader takes anything. When that reader never
+        comes (its HTTP client left before the body started), nobody else would delete it:
+        it would hold up to ``window`` chunks of storage until the bucket's TTL.
+        """
+        while self._acked < self._sent and not self._cancelled:
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), self._stall)
+            except TimeoutError:
+                await delete_object(self._js, self.ref)
+                return
 
     async def abort(self, reason: str, *, notify: bool = True) -> None:
         """Give up: drop the chunks and leave a deleted meta saying why, for the reader.

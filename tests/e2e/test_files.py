@@ -761,6 +761,17 @@ def test_blob_transfers_are_bounded_checked_and_cancellable(stack: Stack) -> Non
             assert got == 120 * CHUNK_SIZE
             assert peak <= (32 + 2 * 16 + 1) * (CHUNK_SIZE + 200), peak
 
+            # A finished object whose reader never comes is deleted by its writer.
+            before = int((await js.stream_info("OBJ_AGC_FILES")).state.messages)
+            w = await BlobWriter(
+                nc, js, f"t/zip/{uuid.uuid4().hex}", flow_control=True, stall_timeout=0.5
+            ).open()
+            await w.write(payload)
+            t0 = time.monotonic()
+            await w.close()
+            assert time.monotonic() - t0 >= 0.5
+            assert int((await js.stream_info("OBJ_AGC_FILES")).state.messages) == before
+
             # A writer that fails tells its reader why.
             w = await BlobWriter(nc, js, f"t/zip/{uuid.uuid4().hex}", flow_control=True).open()
             r = await BlobReader(nc, js, w.ref).open()
