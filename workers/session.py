@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -365,6 +364,3 @@ class SessionHandle:
             await self.channel.send(StopIn(reason=reason))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stopped.wait(), grace)
-
-    def idle_for(self, last_active: float) -> float:
-        return time.time() - last_active
