@@ -238,6 +238,7 @@ class SessionHandle:
             self.stopped.set()
             return
         msg_id = f"{self.session_id}:{env.boot_id}:{env.seq}"
+        self.w.metrics.events.inc()
         if peek.type in _HIGH_RATE:
             await self._publish_pipelined(data, msg_id)
             self.last_seq = env.seq
@@ -323,6 +324,7 @@ class SessionHandle:
                 ErrorEvent(session_id=self.session_id, code="bad_command", message=str(exc))
             )
             return
+        self.w.metrics.commands.labels(type(cmd).__name__.lower()).inc()
         try:
             match cmd:
                 case Chat(turn_id=turn_id, message=message):

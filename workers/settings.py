@@ -64,3 +64,6 @@ class WorkerSettings(CommonSettings):
         3, description="Deliveries of a command before it is given up with an error event."
     )
     tmp_size: str = Field("512m", description="Size of each container's /tmp tmpfs.")
+    metrics_port: int = Field(
+        0, description="Port of this worker's Prometheus `/metrics` on 127.0.0.1 (0: off)."
+    )

@@ -31,6 +31,7 @@ from workers.channel import RunnerChannel
 from workers.docker_provider import ContainerSpec, DockerProvider
 from workers.errors import LaunchFailed, ProviderError, RunnerGone, WorkerError
 from workers.files import register_file_ops
+from workers.metrics import WorkerMetrics
 from workers.pull import DurablePull
 from workers.rpc import RpcRouter
 from workers.session import SessionHandle
@@ -60,6 +61,7 @@ class Worker:
         self._stopping: set[str] = set()
         self.started_at = time.time()
         self.rpc = RpcRouter(self)
+        self.metrics = WorkerMetrics()
         register_file_ops(self.rpc)
         self.log = log.bind(worker_id=self.id)
 
@@ -90,6 +92,7 @@ class Worker:
         return task
 
     async def run_until_signalled(self) -> None:
+        self.metrics.serve(self.settings.metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop_event.set)
@@ -127,6 +130,7 @@ class Worker:
 
     # -- liveness ------------------------------------------------------------------------
     async def _heartbeat_once(self) -> None:
+        self.metrics.sessions.set(len(self.sessions))
         await self.store.heartbeat(
             self.id,
             {
@@ -201,13 +205,16 @@ class Worker:
         try:
             await self.launch(cmd)
         except LaunchFailed as exc:
+            self.metrics.launches.labels("failed").inc()
             await self._fail_session(cmd.session_id, exc.code, exc.message, exc.detail)
             await msg.term()
         except Exception as exc:
+            self.metrics.launches.labels("failed").inc()
             self.log.exception("launch crashed", session_id=cmd.session_id)
             await self._fail_session(cmd.session_id, "launch_failed", str(exc), "")
             await msg.term()
         else:
+            self.metrics.launches.labels("ok").inc()
             await msg.ack()
         finally:
             keepalive.cancel()
@@ -275,9 +282,9 @@ class Worker:
             raise LaunchFailed(reason, detail=detail, code="runner_failed") from exc
         handle.start_commands()
         await handle.set_status("running")
-        slog.info(
-            "session ready", container=container_id[:12], seconds=round(time.perf_counter() - t0, 3)
-        )
+        seconds = time.perf_counter() - t0
+        self.metrics.launch_seconds.observe(seconds)
+        slog.info("session ready", container=container_id[:12], seconds=round(seconds, 3))
         return handle
 
     def _init_message(
@@ -358,10 +365,12 @@ class Worker:
                 await self.resume_session(sid, container_id, fresh_runner=False)
                 return
             self.log.warning("runner exited; restarting it with its conversation", session_id=sid)
+            self.metrics.recoveries.labels("restart").inc()
             await self.provider.start(container_id)
             await self.resume_session(sid, container_id, fresh_runner=True)
         except Exception as exc:
             self.log.exception("recovery failed", session_id=sid)
+            self.metrics.recoveries.labels("failed").inc()
             await self.provider.remove(container_id, sid, grace=1)
             await self._fail_session(
                 sid, "runner_lost", "the agent runner stopped and could not be restarted", str(exc)
@@ -400,6 +409,7 @@ class Worker:
             await handle.attach()
         handle.status = rec.status
         handle.start_commands()
+        self.metrics.recoveries.labels("reattach").inc()
         self.log.info(
             "session re-attached", session_id=sid, fresh_runner=fresh_runner, after_seq=rec.last_seq
         )
@@ -448,6 +458,7 @@ class Worker:
                 if not await self.store.claim(c.session_id, self.id, rec.owner):
                     continue
                 self.log.info("adopting session", session_id=c.session_id, previous=rec.owner)
+                self.metrics.recoveries.labels("adopt").inc()
             running = c.status == "running"
             try:
                 if not running:

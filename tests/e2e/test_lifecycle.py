@@ -441,3 +441,35 @@ def test_orphans_are_removed_and_poison_commands_are_given_up(
             return int(info.num_pending) + int(info.num_ack_pending)
 
         assert asyncio.run(pending()) == 0
+
+
+def test_worker_exposes_prometheus_metrics(tmp_path: Path, model_server: ModelServer) -> None:
+    from tests.support.stack import free_port
+
+    port = free_port()
+    with running_stack(
+        tmp_path, model_server.base_url, extra_env={"AGC_METRICS_PORT": str(port)}
+    ) as s:
+        k = key()
+        sid = s.launch(k)
+        with s.client(k) as c:
+            assert c.post(f"/api/agents/{sid}/chat", json={"message": "count me"}).is_success
+        s.delete(sid, k)
+        text = wait_until(
+            lambda: (
+                (t := httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+                and 'agc_worker_commands_total{verb="stop"} 1.0' in t
+                and t
+            ),
+            10,
+            "metrics",
+        )
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("agc_") and " " in line
+    }
+    assert values['agc_worker_launches_total{outcome="ok"}'] == 1
+    assert values["agc_worker_launch_seconds_count"] == 1
+    assert values['agc_worker_commands_total{verb="chat"}'] == 1
+    assert values["agc_worker_events_total"] >= 6  # ready, user.message, turn..., completed
