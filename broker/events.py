@@ -221,8 +221,22 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in
 # Events after which a turn is over (a client streaming a chat stops at these).
 TURN_END_TYPES = frozenset({"turn.completed"})
 
+
+class EventHead(msgspec.Struct):
+    """Just enough of an event to route it (type and turn) without decoding all of it."""
+
+    type: str
+    turn_id: str | None = None
+
+
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
+_head_decoder = msgspec.json.Decoder(EventHead)
+
+
+def peek_event(data: bytes | str) -> EventHead:
+    """Decode only an event's ``type`` and ``turn_id`` (the hot paths route on these)."""
+    return _head_decoder.decode(data)
 
 
 def encode_event(event: Event) -> bytes:

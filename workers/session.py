@@ -14,7 +14,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from broker import subjects
 from broker.commands import Chat, Interrupt, Stop, decode_command
-from broker.events import ErrorEvent, Event, SessionStatus, encode_event
+from broker.events import (
+    ErrorEvent,
+    Event,
+    EventHead,
+    SessionStatus,
+    encode_event,
+    peek_event,
+)
 from runner.protocol import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
@@ -24,13 +31,6 @@ if TYPE_CHECKING:
     from workers.worker import Worker
 
 log = structlog.get_logger("agc.session")
-
-
-class _Peek(msgspec.Struct):
-    """Just enough of an event to route it without decoding all of it."""
-
-    type: str
-    turn_id: str | None = None
 
 
 class _Completed(msgspec.Struct):
@@ -50,7 +50,6 @@ class _Error(msgspec.Struct):
     fatal: bool = False
 
 
-_peek = msgspec.json.Decoder(_Peek)
 _HIGH_RATE = frozenset({"text.delta", "thinking.delta"})
 _MAX_UNACKED = 512
 _completed = msgspec.json.Decoder(_Completed)
@@ -231,7 +230,7 @@ class SessionHandle:
         if env.seq <= self.last_seq:
             return  # replayed and already published
         data = bytes(env.event)
-        peek = _peek.decode(data)
+        peek = peek_event(data)
         if peek.type == "session.stopped" and self.stopping:
             # The worker publishes the definitive one once the container is gone.
             self.last_seq = env.seq
@@ -253,7 +252,7 @@ class SessionHandle:
         await self._best_effort(self.w.store.advance_seq(self.session_id, env.boot_id, env.seq))
         await self._observe(peek, data)
 
-    async def _observe(self, peek: _Peek, data: bytes) -> None:
+    async def _observe(self, peek: EventHead, data: bytes) -> None:
         """Track status and usage from the events that matter for them."""
         match peek.type:
             case "session.ready":

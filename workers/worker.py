@@ -224,12 +224,7 @@ class Worker:
         sid = cmd.session_id
         slog = self.log.bind(session_id=sid)
         try:
-            api_key = self.sealer.open(cmd.sealed_api_key, context=sid)
-            mcp_env: dict[str, dict[str, str]] = (
-                msgspec.json.decode(self.sealer.open(cmd.sealed_mcp_env, context=sid))
-                if cmd.sealed_mcp_env
-                else {}
-            )
+            api_key, mcp_env = self._unseal(sid, cmd.sealed_api_key, cmd.sealed_mcp_env)
         except SealError as exc:
             raise LaunchFailed(
                 "the launch's sealed credentials do not open with this worker's AGC_SECRET_KEY",
@@ -286,6 +281,17 @@ class Worker:
         self.metrics.launch_seconds.observe(seconds)
         slog.info("session ready", container=container_id[:12], seconds=round(seconds, 3))
         return handle
+
+    def _unseal(
+        self, sid: str, sealed_key: str, sealed_mcp_env: str | None
+    ) -> tuple[str, dict[str, dict[str, str]]]:
+        """The session's API key and MCP credentials; raises SealError on a key mismatch."""
+        mcp_env: dict[str, dict[str, str]] = (
+            msgspec.json.decode(self.sealer.open(sealed_mcp_env, context=sid))
+            if sealed_mcp_env
+            else {}
+        )
+        return self.sealer.open(sealed_key, context=sid), mcp_env
 
     def _init_message(
         self,
@@ -393,12 +399,7 @@ class Worker:
         self.sessions[sid] = handle
         handle.start_relay()
         if fresh_runner:
-            api_key = self.sealer.open(rec.sealed_api_key, context=sid)
-            mcp_env = (
-                msgspec.json.decode(self.sealer.open(rec.sealed_mcp_env, context=sid))
-                if rec.sealed_mcp_env
-                else {}
-            )
+            api_key, mcp_env = self._unseal(sid, rec.sealed_api_key, rec.sealed_mcp_env)
             config = msgspec.json.decode(await self._config_of(sid))
             await handle.init(
                 self._init_message(sid, config, api_key, mcp_env, resume=rec.sdk_session_id or None)

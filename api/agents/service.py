@@ -8,7 +8,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -116,40 +116,63 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
         sealed_api_key=record.sealed_api_key,
         sealed_mcp_env=record.sealed_mcp_env or None,
     )
-    # Subscribe before publishing so the outcome cannot slip past us.
+    out = await _publish_and_await(
+        services,
+        sid,
+        subjects.LAUNCH,
+        encode_command(command),
+        msg_id=sid,
+        timeout=services.settings.launch_timeout,
+        done=lambda o: o.type == "session.ready" or (o.type == "error" and o.fatal),
+    )
+    if out is None:
+        raise GatewayTimeout(
+            f"the session did not become ready within "
+            f"{services.settings.launch_timeout:.0f} s; it may still start",
+            session_id=sid,
+        )
+    if out.type == "error":
+        raise BadGateway(
+            f"the agent failed to start: {out.message}",
+            reason=out.detail[-4000:],
+            error_code=out.code,
+            session_id=sid,
+        )
+    log.info("launched", session_id=sid, config_id=config.id)
+    return {"session_id": sid, "agent_id": agent_id, "config_id": config.id, "status": "running"}
+
+
+async def _publish_and_await(
+    services: Services,
+    sid: str,
+    subject: str,
+    payload: bytes,
+    *,
+    msg_id: str,
+    timeout: float,
+    done: Callable[[_Outcome], bool],
+) -> _Outcome | None:
+    """Publish a command, then return the session's first event that ``done`` accepts.
+
+    The subscription is made before the publish so the outcome cannot slip past; None when
+    ``timeout`` seconds pass first.
+    """
     sub = await services.nc.subscribe(subjects.events(sid))
     try:
-        await services.js.publish(
-            subjects.LAUNCH, encode_command(command), headers={"Nats-Msg-Id": sid}
-        )
-        deadline = time.monotonic() + services.settings.launch_timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise GatewayTimeout(
-                    f"the session did not become ready within "
-                    f"{services.settings.launch_timeout:.0f} s; it may still start",
-                    session_id=sid,
-                )
+        await services.js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
             try:
                 msg = await sub.next_msg(timeout=remaining)
             except TimeoutError:
-                continue  # the deadline check above turns this into a 504
+                return None
             out = _outcome.decode(msg.data)
-            if out.type == "session.ready":
-                break
-            if out.type == "error" and out.fatal:
-                raise BadGateway(
-                    f"the agent failed to start: {out.message}",
-                    reason=out.detail[-4000:],
-                    error_code=out.code,
-                    session_id=sid,
-                )
+            if done(out):
+                return out
+        return None
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
-    log.info("launched", session_id=sid, config_id=config.id)
-    return {"session_id": sid, "agent_id": agent_id, "config_id": config.id, "status": "running"}
 
 
 def ensure_live(record: SessionRecord) -> None:
@@ -301,25 +324,16 @@ async def stop(services: Services, record: SessionRecord) -> dict[str, Any]:
     if record.status in TERMINAL_STATUSES:
         return {"session_id": sid, "status": record.status}
     owner_alive = bool(record.owner) and await services.store.is_alive(record.owner)
-    sub = await services.nc.subscribe(subjects.events(sid))
-    try:
-        await services.js.publish(
-            subjects.session_cmd(sid, "stop"),
-            encode_command(Stop(session_id=sid, reason="deleted")),
-            headers={"Nats-Msg-Id": f"{sid}:stop"},
-        )
-        if owner_alive:
-            deadline = time.monotonic() + services.settings.stop_timeout
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    msg = await sub.next_msg(timeout=remaining)
-                except Exception:
-                    break
-                if _outcome.decode(msg.data).type == "session.stopped":
-                    break
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+    await _publish_and_await(
+        services,
+        sid,
+        subjects.session_cmd(sid, "stop"),
+        encode_command(Stop(session_id=sid, reason="deleted")),
+        msg_id=f"{sid}:stop",
+        # Nobody alive to stop it: don't wait, record the stop below.
+        timeout=services.settings.stop_timeout if owner_alive else 0.0,
+        done=lambda o: o.type == "session.stopped",
+    )
     after = await services.store.get(sid)
     if after is not None and after.status not in TERMINAL_STATUSES:
         # Nobody alive owns it: record the stop; a worker's reconciliation removes the

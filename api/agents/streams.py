@@ -7,21 +7,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import msgspec
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from broker import subjects
-
-
-class _Peek(msgspec.Struct):
-    type: str
-    turn_id: str | None = None
-
-
-_peek = msgspec.json.Decoder(_Peek)
+from broker.events import peek_event
 
 
 @dataclass(slots=True)
@@ -95,7 +87,7 @@ class EventFeed:
             except (TimeoutError, NatsTimeout):
                 yield None
                 continue
-            peek = _peek.decode(msg.data)
+            peek = peek_event(msg.data)
             yield StreamedEvent(
                 seq=int(msg.metadata.sequence.stream),
                 type=peek.type,
