@@ -450,11 +450,14 @@ class Worker:
                 )
                 await self.provider.remove(c.container_id, c.session_id, grace=1)
                 continue
-            if rec.status == "starting" and rec.owner == self.id:
-                continue  # our own launch in flight
+            if rec.status == "starting" or not rec.owner:
+                # A launch in flight, ours or another worker's (its container exists before
+                # its owner is recorded). A dead launcher's command is redelivered, and the
+                # next launcher replaces the half-made container.
+                continue
             mine = rec.owner == self.id
             if not mine:
-                if rec.owner and await self.store.is_alive(rec.owner):
+                if await self.store.is_alive(rec.owner):
                     continue
                 if not await self.store.claim(c.session_id, self.id, rec.owner):
                     continue
