@@ -9,8 +9,8 @@ from typing import Protocol
 import msgspec
 
 from broker.events import Event, encode_event, event_type
+from broker.runner_wire import Envelope, encode_line
 from runner.buffer import ReplayBuffer
-from runner.protocol import Envelope, encode_line
 
 log = logging.getLogger("runner.emitter")
 

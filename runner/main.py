@@ -1,6 +1,6 @@
 """The runner's main loop: read commands from stdin, drive the session, exit cleanly.
 
-stdin carries one :mod:`runner.protocol` command per line; stdout carries only protocol
+stdin carries one :mod:`broker.runner_wire` command per line; stdout carries only protocol
 envelopes (logs go to stderr). EOF on stdin does not end the runner (a worker may detach and
 re-attach) unless ``AGC_EXIT_ON_EOF=1``; ``stop``, SIGTERM and SIGINT end it with exit code 0
 after a ``session.stopped`` event.
@@ -17,10 +17,10 @@ from typing import Any
 import msgspec
 
 from broker.events import ErrorEvent, Event, SessionStopped, SystemNotice, TurnCompleted
+from broker.runner_wire import Attach, ChatIn, Init, InterruptIn, StopIn, decode_command
 from runner.buffer import ReplayBuffer
 from runner.emitter import Emitter
 from runner.errors import ConfigError, describe
-from runner.protocol import Attach, ChatIn, Init, InterruptIn, StopIn, decode_command
 from runner.session import AgentSession
 from runner.settings import RunnerSettings
 from runner.stdio import StdinLines, StdoutWriter

@@ -29,8 +29,8 @@ from claude_agent_sdk.types import (
     SystemPromptPreset,
 )
 
+from broker.runner_wire import Init
 from runner.errors import ConfigError
-from runner.protocol import Init
 from runner.settings import RunnerSettings
 
 _PERMISSION_MODES = frozenset(get_args(PermissionMode))

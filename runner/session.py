@@ -38,10 +38,10 @@ from broker.events import (
 from broker.events import (
     UserMessage as UserMessageEvent,
 )
+from broker.runner_wire import ChatIn, Init
 from runner.errors import ConnectError, classify, describe
 from runner.frames import Frame, frames
 from runner.options import build_options, prepare_dirs
-from runner.protocol import ChatIn, Init
 from runner.settings import RunnerSettings
 from runner.stderr_tail import StderrTail
 from runner.translate import Translator, TurnContext

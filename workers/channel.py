@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from runner.protocol import Envelope, RunnerCommand, decode_envelope, encode_line
+from broker.runner_wire import Envelope, RunnerCommand, decode_envelope, encode_line
 from workers.errors import RunnerGone
 
 log = structlog.get_logger("agc.channel")

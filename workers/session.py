@@ -22,7 +22,7 @@ from broker.events import (
     encode_event,
     peek_event,
 )
-from runner.protocol import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
+from broker.runner_wire import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
 from workers.pull import DurablePull

@@ -23,10 +23,10 @@ from broker import subjects
 from broker.commands import Launch, decode_command
 from broker.connect import connect_nats
 from broker.events import ErrorEvent, SessionStopped, encode_event
+from broker.runner_wire import Init
 from broker.sealing import Sealer, SealError
 from broker.state import TERMINAL_STATUSES, SessionStore
 from broker.streams import DAY, StreamSettings, ensure_streams
-from runner.protocol import Init
 from workers.channel import RunnerChannel
 from workers.docker_provider import ContainerSpec, DockerProvider
 from workers.errors import LaunchFailed, ProviderError, RunnerGone, WorkerError

@@ -50,9 +50,9 @@ from claude_agent_sdk import ClaudeSDKClient, ResultMessage, StreamEvent
 from nats.aio.msg import Msg
 
 from broker import subjects
+from broker.runner_wire import Init
 from configs.store import load_presets
 from runner.options import build_options, prepare_dirs
-from runner.protocol import Init
 from runner.settings import RunnerSettings
 from tests.bench.stats import percentile, tree_rss
 from tests.modelserver.script import step, text

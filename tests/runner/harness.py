@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.events import AnyEvent, UnknownEvent, decode_event, event_type, to_builtins
-from runner.protocol import (
+from broker.runner_wire import (
     Attach,
     ChatIn,
     Envelope,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from broker.events import SessionStopped, TurnStarted, decode_event
+from broker.runner_wire import decode_envelope
 from runner.buffer import ReplayBuffer
 from runner.emitter import Emitter
-from runner.protocol import decode_envelope
 from runner.stderr_tail import StderrTail
 
 

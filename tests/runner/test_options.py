@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from claude_agent_sdk import AgentDefinition
 
+from broker.runner_wire import Init
 from runner.errors import ConfigError
 from runner.options import build_options, offline_env, prepare_dirs
-from runner.protocol import Init
 from runner.settings import RunnerSettings
 from tests.runner.harness import base_config
 

@@ -9,8 +9,8 @@ import pytest
 from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock, ToolUseBlock
 
 from broker.events import ErrorEvent, Event, event_type, to_builtins
+from broker.runner_wire import ChatIn, Init
 from runner.frames import Frame
-from runner.protocol import ChatIn, Init
 from runner.session import AgentSession
 from runner.settings import RunnerSettings
 from runner.translate import Translator

@@ -8,9 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from broker import commands, events, subjects
+from broker import commands, events, runner_wire, subjects
 from broker.sealing import Sealer, SealError
-from runner import protocol
 
 SID = "conv-0123456789abcdef"
 
@@ -119,24 +118,26 @@ def test_command_round_trip_and_newer_fields(command: commands.Command) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        protocol.Init(session_id=SID, config={"id": "c"}, api_key="k", mcp_env={"g": {"T": "v"}}),
-        protocol.Attach(after_seq=7),
-        protocol.ChatIn(turn_id="t", message="m"),
-        protocol.InterruptIn(),
-        protocol.StopIn(reason="r"),
+        runner_wire.Init(
+            session_id=SID, config={"id": "c"}, api_key="k", mcp_env={"g": {"T": "v"}}
+        ),
+        runner_wire.Attach(after_seq=7),
+        runner_wire.ChatIn(turn_id="t", message="m"),
+        runner_wire.InterruptIn(),
+        runner_wire.StopIn(reason="r"),
     ],
     ids=lambda c: type(c).__name__,
 )
-def test_runner_protocol_round_trip(line: protocol.RunnerCommand) -> None:
-    encoded = protocol.encode_line(line)
+def test_runner_protocol_round_trip(line: runner_wire.RunnerCommand) -> None:
+    encoded = runner_wire.encode_line(line)
     assert encoded.endswith(b"\n")
-    assert protocol.decode_command(encoded.strip()) == line
+    assert runner_wire.decode_command(encoded.strip()) == line
 
 
 def test_envelope_carries_event_bytes_untouched() -> None:
     ev = events.encode_event(events.TextDelta(session_id=SID, turn_id="t", text="x"))
-    line = protocol.encode_line(protocol.Envelope(seq=3, event=msgspec.Raw(ev), boot_id="b"))
-    env = protocol.decode_envelope(line.strip())
+    line = runner_wire.encode_line(runner_wire.Envelope(seq=3, event=msgspec.Raw(ev), boot_id="b"))
+    env = runner_wire.decode_envelope(line.strip())
     assert env.seq == 3 and bytes(env.event) == ev
 
 

@@ -5,7 +5,8 @@ Runner → worker (stdout): one :class:`Envelope` per line, ``seq`` counting fro
 life of the runner process, ``event`` a :mod:`broker.events` event as raw JSON so the worker
 can publish it without decoding it again.
 
-This module depends on msgspec alone; the worker imports it too.
+It sits in ``broker/`` beside the event schema because both ends speak it: the runner (inside
+the agent image) and the worker (which never imports ``runner/``). It depends on msgspec alone.
 """
 
 from __future__ import annotations
