@@ -50,7 +50,20 @@ class Stop(Command, tag="stop"):
     reason: str = "deleted"
 
 
-AnyCommand = Launch | Chat | Interrupt | Stop
+class Approve(Command, tag="approve"):
+    """Answer a pending ``approval.requested`` (the API has already claimed it, once)."""
+
+    request_id: str
+    decision: str
+    scope: str = "once"
+    message: str = ""
+    updated_input: dict[str, Any] | None = None
+    by: str = ""
+    by_name: str = ""
+    answer_id: str = ""
+
+
+AnyCommand = Launch | Chat | Interrupt | Stop | Approve
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyCommand] = msgspec.json.Decoder(AnyCommand)

@@ -16,7 +16,9 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
-SessionStatusName = Literal["starting", "running", "busy", "idle", "stopping", "stopped", "failed"]
+SessionStatusName = Literal[
+    "starting", "running", "busy", "waiting", "idle", "stopping", "stopped", "failed"
+]
 
 
 def _now() -> float:
@@ -188,6 +190,50 @@ class SessionStopped(Event, tag="session.stopped"):
     reason: str = ""
 
 
+ApprovalDecision = Literal["allow", "deny"]
+ApprovalScope = Literal["once", "session"]
+
+
+class ApprovalRequested(Event, tag="approval.requested"):
+    """A tool call waits for a person: answer it with ``POST /api/agents/{sid}/approvals/{id}``.
+
+    ``reason`` says why it needs asking (``reason_kind``: ``rule`` when one of the config's
+    ``permissions.ask`` rules matched, ``unlisted`` when nothing allowed it, ``path`` when it
+    touches a path outside the workspace); ``expires_at`` is when it is denied unanswered.
+    """
+
+    request_id: str
+    tool: str
+    turn_id: str | None = None
+    tool_use_id: str = ""
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
+    parent_tool_use_id: str | None = None
+    agent_id: str | None = None
+    reason: str = ""
+    reason_kind: str = ""
+    description: str = ""
+    expires_at: float = 0.0
+
+
+class ApprovalResolved(Event, tag="approval.resolved"):
+    """How a request ended and who decided: a person (``by`` is the key's fingerprint,
+    ``by_name`` what they called themselves), or ``cause`` ``timeout``/``interrupted``/``stopped``.
+    """
+
+    request_id: str
+    decision: ApprovalDecision
+    turn_id: str | None = None
+    tool_use_id: str = ""
+    tool: str = ""
+    scope: ApprovalScope = "once"
+    message: str = ""
+    updated_input: dict[str, Any] | None = None
+    cause: str = "answer"
+    by: str = ""
+    by_name: str = ""
+    answer_id: str = ""
+
+
 class UnknownEvent(msgspec.Struct, kw_only=True):
     """An event whose ``type`` this version does not know (from a newer producer)."""
 
@@ -214,6 +260,8 @@ AnyEvent = (
     | RawSdkMessage
     | ErrorEvent
     | SessionStopped
+    | ApprovalRequested
+    | ApprovalResolved
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}

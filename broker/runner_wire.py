@@ -35,6 +35,8 @@ class Init(RunnerCommand, tag="init"):
     env: dict[str, str] = msgspec.field(default_factory=dict)
     resume: str | None = None
     worker_id: str = ""
+    # Seconds a tool call waits for a person's answer before it is denied (AGC_APPROVAL_TIMEOUT).
+    approval_timeout: float = 600.0
 
 
 class Attach(RunnerCommand, tag="attach"):
@@ -56,7 +58,20 @@ class StopIn(RunnerCommand, tag="stop"):
     reason: str = ""
 
 
-AnyRunnerCommand = Init | Attach | ChatIn | InterruptIn | StopIn
+class ApproveIn(RunnerCommand, tag="approve"):
+    """A person's answer to the runner's pending ``approval.requested`` ``request_id``."""
+
+    request_id: str
+    decision: str
+    scope: str = "once"
+    message: str = ""
+    updated_input: dict[str, Any] | None = None
+    by: str = ""
+    by_name: str = ""
+    answer_id: str = ""
+
+
+AnyRunnerCommand = Init | Attach | ChatIn | InterruptIn | StopIn | ApproveIn
 
 
 class Envelope(msgspec.Struct, kw_only=True):

@@ -637,6 +637,76 @@ class ResourceLimits(_Strict):
         return parse_size(self.storage_limit)
 
 
+# --------------------------------------------------------------------------------------------
+# Permission rules (allow / ask / deny) and a person in the loop
+# --------------------------------------------------------------------------------------------
+
+# Tools whose file-path rules Claude Code matches through ``Edit(...)``: a ``Write(path)`` rule
+# is passed to the CLI as ``Edit(path)`` (which covers Write, Edit and NotebookEdit).
+PATH_RULE_AS_EDIT: frozenset[str] = frozenset({"Write", "NotebookEdit"})
+
+
+def _check_permission_rule(value: str) -> str:
+    problem = tool_problem(value, _DECLARED_MCP_SERVERS.get())
+    if problem:
+        problem = problem.replace("allow rule", "permission rule")
+        # The error names the rule as written, not only the tool inside it.
+        raise _fail("permission_rule", problem if value in problem else f"{value!r}: {problem}")
+    return value
+
+
+PermissionRule = Annotated[str, AfterValidator(_check_permission_rule)]
+
+
+class Permissions(_Strict):
+    """Which tool calls run, which a person approves first, and which are refused.
+
+    Rules are Claude Code's own (``Bash(git push:*)``, ``Edit(/workspace/secrets/**)``,
+    ``mcp__github__create_issue``) and are matched by the CLI itself: deny beats ask beats
+    allow, and ``ask`` applies even under ``bypassPermissions``.
+    """
+
+    allow: list[PermissionRule] = Field(
+        default_factory=list, description="Calls that run without asking (added to allowed_tools)."
+    )
+    ask: list[PermissionRule] = Field(
+        default_factory=list, description="Calls a person must approve over the API first."
+    )
+    deny: list[PermissionRule] = Field(
+        default_factory=list, description="Calls that are always refused."
+    )
+    otherwise: Literal["deny", "ask"] = Field(
+        "deny",
+        description=(
+            "A call Claude Code would have to ask about that no rule or mode allows (an "
+            "unlisted tool, a path outside the workspace): refused, or put to a person."
+        ),
+    )
+
+    @field_validator("allow", "ask", "deny")
+    @classmethod
+    def _unique_rules(cls, value: list[str]) -> list[str]:
+        return _dedupe(value)
+
+    @model_validator(mode="after")
+    def _one_list_per_rule(self) -> Self:
+        seen: dict[str, str] = {}
+        for kind in ("deny", "ask", "allow"):
+            for rule in getattr(self, kind):
+                if rule in seen:
+                    raise _fail(
+                        "permission_rule",
+                        f"rule {rule!r} is in both {seen[rule]} and {kind}; keep it in one list",
+                    )
+                seen[rule] = kind
+        return self
+
+    @property
+    def asks(self) -> bool:
+        """Whether any call can need a person's answer (so the session takes approvals)."""
+        return bool(self.ask) or self.otherwise == "ask"
+
+
 def _check_size(value: str, low: int, high: int) -> str:
     try:
         n = parse_size(value)
@@ -676,6 +746,7 @@ class AgentConfig(_Strict):
     model: Annotated[str, AfterValidator(_check_model_name)] | None = None
     env: dict[EnvName, str] = Field(default_factory=dict)
     setting_sources: list[SettingSource] | None = None
+    permissions: Permissions = Field(default_factory=Permissions)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -758,6 +829,7 @@ class AgentConfig(_Strict):
             "sub_agents": list(self.agents),
             "resource_limits": self.resource_limits.model_dump(mode="json"),
             "mcp_credentials": self.mcp_credentials(),
+            "asks_approval": self.permissions.asks,
         }
 
     def to_wire(self) -> dict[str, Any]:
@@ -799,6 +871,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     HttpMcpServer,
     SubAgent,
     ResourceLimits,
+    Permissions,
 )
 _FIELD_NAMES: tuple[str, ...] = tuple(sorted({f for m in _MODELS for f in m.model_fields}))
 

@@ -55,6 +55,26 @@ EVENT_SAMPLES: list[events.Event] = [
         session_id=SID, code="api_error", message="boom", detail="stderr", fatal=True
     ),
     events.SessionStopped(session_id=SID, reason="deleted"),
+    events.ApprovalRequested(
+        session_id=SID,
+        turn_id="t1",
+        request_id="apr-1",
+        tool_use_id="toolu_1",
+        tool="Bash",
+        input={"command": "git push"},
+        reason="matches an ask rule",
+        reason_kind="rule",
+        expires_at=1.0,
+    ),
+    events.ApprovalResolved(
+        session_id=SID,
+        turn_id="t1",
+        request_id="apr-1",
+        decision="deny",
+        message="not today",
+        by="key:abc",
+        answer_id="ans-1",
+    ),
 ]
 
 
@@ -103,6 +123,14 @@ COMMAND_SAMPLES: list[commands.Command] = [
     commands.Chat(session_id=SID, turn_id="t1", message="hello"),
     commands.Interrupt(session_id=SID),
     commands.Stop(session_id=SID, reason="idle_timeout"),
+    commands.Approve(
+        session_id=SID,
+        request_id="apr-1",
+        decision="allow",
+        scope="session",
+        updated_input={"command": "ls"},
+        by="key:abc",
+    ),
 ]
 
 
@@ -125,6 +153,7 @@ def test_command_round_trip_and_newer_fields(command: commands.Command) -> None:
         runner_wire.ChatIn(turn_id="t", message="m"),
         runner_wire.InterruptIn(),
         runner_wire.StopIn(reason="r"),
+        runner_wire.ApproveIn(request_id="apr-1", decision="deny", message="no"),
     ],
     ids=lambda c: type(c).__name__,
 )

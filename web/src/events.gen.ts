@@ -20,7 +20,7 @@ export interface SessionReady {
 /** The session's lifecycle status changed. */
 export interface SessionStatus {
   type: "session.status";
-  status: "busy" | "failed" | "idle" | "running" | "starting" | "stopped" | "stopping";
+  status: "busy" | "failed" | "idle" | "running" | "starting" | "stopped" | "stopping" | "waiting";
   detail?: string;
   session_id: string;
   ts?: number;
@@ -196,6 +196,45 @@ export interface SessionStopped {
   v?: number;
 }
 
+/** A tool call waits for a person: answer it with `POST /api/agents/{sid}/approvals/{id}`. `reason` says why it needs asking (`reason_kind`: `rule` when one of the config's `permissions.ask` rules matched, `unlisted` when nothing allowed it, `path` when it touches a path outside the workspace); `expires_at` is when it is denied unanswered. */
+export interface ApprovalRequested {
+  type: "approval.requested";
+  request_id: string;
+  tool: string;
+  turn_id?: string | null;
+  tool_use_id?: string;
+  input?: Record<string, unknown>;
+  parent_tool_use_id?: string | null;
+  agent_id?: string | null;
+  reason?: string;
+  reason_kind?: string;
+  description?: string;
+  expires_at?: number;
+  session_id: string;
+  ts?: number;
+  v?: number;
+}
+
+/** How a request ended and who decided: a person (`by` is the key's fingerprint, `by_name` what they called themselves), or `cause` `timeout`/`interrupted`/`stopped`. */
+export interface ApprovalResolved {
+  type: "approval.resolved";
+  request_id: string;
+  decision: "allow" | "deny";
+  turn_id?: string | null;
+  tool_use_id?: string;
+  tool?: string;
+  scope?: "once" | "session";
+  message?: string;
+  updated_input?: Record<string, unknown> | null;
+  cause?: string;
+  by?: string;
+  by_name?: string;
+  answer_id?: string;
+  session_id: string;
+  ts?: number;
+  v?: number;
+}
+
 export interface TodoItem {
   content: string;
   status?: string;
@@ -226,7 +265,9 @@ export type AnyEvent =
   | SystemNotice
   | RawSdkMessage
   | ErrorEvent
-  | SessionStopped;
+  | SessionStopped
+  | ApprovalRequested
+  | ApprovalResolved;
 
 export type EventType = AnyEvent["type"];
 
@@ -251,4 +292,6 @@ export const EVENT_TYPES: readonly EventType[] = [
   "sdk.raw",
   "error",
   "session.stopped",
+  "approval.requested",
+  "approval.resolved",
 ];
