@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from broker.runner_wire import ApprovalAnswer
+
 
 def _now() -> float:
     return time.time()
@@ -53,14 +55,7 @@ class Stop(Command, tag="stop"):
 class Approve(Command, tag="approve"):
     """Answer a pending ``approval.requested`` (the API has already claimed it, once)."""
 
-    request_id: str
-    decision: str
-    scope: str = "once"
-    message: str = ""
-    updated_input: dict[str, Any] | None = None
-    by: str = ""
-    by_name: str = ""
-    answer_id: str = ""
+    answer: ApprovalAnswer
 
 
 AnyCommand = Launch | Chat | Interrupt | Stop | Approve

@@ -58,17 +58,25 @@ class StopIn(RunnerCommand, tag="stop"):
     reason: str = ""
 
 
-class ApproveIn(RunnerCommand, tag="approve"):
-    """A person's answer to the runner's pending ``approval.requested`` ``request_id``."""
+class ApprovalAnswer(msgspec.Struct, kw_only=True):
+    """A person's answer to a pending ``approval.requested``: the API sends it to the worker
+    (:class:`broker.commands.Approve`), the worker hands it to the runner (:class:`ApproveIn`).
+    """
 
     request_id: str
-    decision: str
-    scope: str = "once"
-    message: str = ""
-    updated_input: dict[str, Any] | None = None
-    by: str = ""
-    by_name: str = ""
-    answer_id: str = ""
+    decision: str  # "allow" | "deny"
+    scope: str = "once"  # "once" | "session" (this tool for the rest of the session)
+    message: str = ""  # what the model is told (a denial's reason)
+    updated_input: dict[str, Any] | None = None  # run the call with this input instead
+    by: str = ""  # fingerprint of the key that answered
+    by_name: str = ""  # what the person called themselves
+    answer_id: str = ""  # echoed in approval.resolved, so the API knows its answer won
+
+
+class ApproveIn(RunnerCommand, tag="approve"):
+    """Apply ``answer`` to the pending request it names."""
+
+    answer: ApprovalAnswer
 
 
 AnyRunnerCommand = Init | Attach | ChatIn | InterruptIn | StopIn | ApproveIn

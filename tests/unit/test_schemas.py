@@ -125,11 +125,13 @@ COMMAND_SAMPLES: list[commands.Command] = [
     commands.Stop(session_id=SID, reason="idle_timeout"),
     commands.Approve(
         session_id=SID,
-        request_id="apr-1",
-        decision="allow",
-        scope="session",
-        updated_input={"command": "ls"},
-        by="key:abc",
+        answer=runner_wire.ApprovalAnswer(
+            request_id="apr-1",
+            decision="allow",
+            scope="session",
+            updated_input={"command": "ls"},
+            by="key:abc",
+        ),
     ),
 ]
 
@@ -153,7 +155,9 @@ def test_command_round_trip_and_newer_fields(command: commands.Command) -> None:
         runner_wire.ChatIn(turn_id="t", message="m"),
         runner_wire.InterruptIn(),
         runner_wire.StopIn(reason="r"),
-        runner_wire.ApproveIn(request_id="apr-1", decision="deny", message="no"),
+        runner_wire.ApproveIn(
+            answer=runner_wire.ApprovalAnswer(request_id="apr-1", decision="deny", message="no")
+        ),
     ],
     ids=lambda c: type(c).__name__,
 )
