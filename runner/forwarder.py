@@ -1,0 +1,75 @@
+"""The sandbox's way out: listeners on the container's loopback relayed to the mounted sockets.
+
+A container has ``--network none``; the worker serves a model gateway and an egress proxy on
+unix sockets mounted at ``/run/agc`` (:mod:`broker.sandbox_wire`), reachable only by this
+process (uid 0; the agent's uid 1000 cannot open the directory). The CLI and its tools need
+HTTP URLs, so the runner listens on ``127.0.0.1`` (ephemeral ports) and relays each TCP
+connection to a fresh socket connection, after writing the preamble that carries the
+session's token. The token stays in this process: the agent never sees it, and a raw byte
+relay adds no buffering to a streamed response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from broker.sandbox_wire import encode_preamble, splice
+
+log = logging.getLogger("runner.forwarder")
+
+
+class Forwarder:
+    """One loopback listener relaying to one unix socket with one preamble."""
+
+    def __init__(self, socket_path: Path, token: str, route: str) -> None:
+        self.socket_path = socket_path
+        self.route = route
+        self._preamble = encode_preamble(token, route)
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self) -> int:
+        """Listen on 127.0.0.1 (an ephemeral port); return the port."""
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
+            task.add_done_callback(self._conns.discard)
+        # Cancelled by close(): end quietly (asyncio reports a cancelled connection callback).
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._relay_one(reader, writer)
+
+    async def _relay_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(str(self.socket_path))
+        except OSError as exc:
+            log.warning("%s: cannot reach %s: %s", self.route, self.socket_path, exc)
+            writer.write(
+                b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\ncontent-length: 36\r\n"
+                b"connection: close\r\n\r\nthe sandbox's gateway is unreachable\n"
+            )
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            writer.close()
+            return
+        up_writer.write(self._preamble)
+        await splice((reader, writer), (up_reader, up_writer))
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
