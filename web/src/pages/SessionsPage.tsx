@@ -1,5 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
+import { ApiKeyField } from "../components/ApiKeyField";
+import { HealthBanner } from "../components/HealthBanner";
 import { Icon, Spinner } from "../components/Icon";
 import { Empty, ErrorBanner, Meter, StatusBadge, toast, useTick } from "../components/ui";
 import { humanize, type HumanError } from "../errors";
@@ -7,7 +9,6 @@ import { cpusFromQuota, fmtAge, fmtAgo, fmtBytes, fmtCost, fmtTokens, parseSize 
 import { linkClick, navigate } from "../router";
 import { rememberSessionKey, useApiKey } from "../store";
 import type { SessionInfo } from "../types";
-import { ApiKeyField, HealthBanner } from "./LaunchPage";
 
 function SessionRow({ s, apiKey, onChanged }: { s: SessionInfo; apiKey: string; onChanged: () => void }) {
   const [confirm, setConfirm] = useState(false);
