@@ -19,7 +19,8 @@ export * from "./state";
 export const HANDLERS: Handlers = { ...sessionHandlers, ...turnHandlers, ...textHandlers, ...toolHandlers, ...noteHandlers };
 
 /** Event types the view counts but does not render (a test checks every type is one or the other). */
-export const NOT_RENDERED: readonly EventType[] = ["sdk.raw"];
+// approval.*: counted only until the timeline's approval cards (H8, issue 16) handle them.
+export const NOT_RENDERED: readonly EventType[] = ["sdk.raw", "approval.requested", "approval.resolved"];
 
 /** Apply a batch of stream messages. Messages whose id was already applied are skipped. */
 export function applyMessages(state: ChatState, msgs: StreamMessage[]): ChatState {
