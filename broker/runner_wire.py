@@ -24,12 +24,14 @@ class Init(RunnerCommand, tag="init"):
     """First line a fresh runner reads: who it is, what to run, and the secrets to run it with.
 
     Secrets arrive here rather than in the container's environment, so they never show in
-    ``docker inspect``.
+    ``docker inspect``. A worker with a model gateway sends no model key at all (``api_key``
+    empty): only ``gateway_token``, which the runner keeps to itself (:mod:`runner.sandbox`).
     """
 
     session_id: str
     config: dict[str, Any]
-    api_key: str
+    # The model key, for a runner outside a sandbox (host tests); "" behind a gateway.
+    api_key: str = ""
     mcp_env: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
     # Extra environment for the SDK/CLI (ANTHROPIC_BASE_URL, test knobs); never secrets' keys.
     env: dict[str, str] = msgspec.field(default_factory=dict)
@@ -37,6 +39,8 @@ class Init(RunnerCommand, tag="init"):
     worker_id: str = ""
     # Seconds a tool call waits for a person's answer before it is denied (AGC_APPROVAL_TIMEOUT).
     approval_timeout: float = 600.0
+    # The session's token for the sandbox's gateway and egress sockets (broker.sandbox_wire).
+    gateway_token: str = ""
 
 
 class Attach(RunnerCommand, tag="attach"):

@@ -16,10 +16,12 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import (
     AssistantMessage,
+    ClaudeAgentOptions,
     ClaudeSDKClient,
     ResultMessage,
     StreamEvent,
@@ -42,6 +44,7 @@ from broker.runner_wire import ChatIn, Init
 from runner.errors import ConnectError, classify, describe
 from runner.frames import Frame, frames
 from runner.options import build_options, prepare_dirs
+from runner.sandbox import SandboxLink, confine, private_scratch, remote_mcp_names
 from runner.settings import RunnerSettings
 from runner.stderr_tail import StderrTail
 from runner.translate import Translator, TurnContext
@@ -86,6 +89,9 @@ class AgentSession:
         self._tools: list[str] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
+        # The way out of the sandbox (None outside one) and a directory only the runner writes.
+        self._link = SandboxLink.for_init(init, settings)
+        self._scratch: Path | None = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -202,6 +208,8 @@ class AgentSession:
             )
             if pending:
                 log.warning("%d cleanup task(s) still running at exit", len(pending))
+        if self._link is not None:
+            await self._link.close()
 
     # ------------------------------------------------------------------ connection
     async def _main(self) -> None:
@@ -248,12 +256,24 @@ class AgentSession:
         )
         return client
 
+    async def _confine(self, options: ClaudeAgentOptions) -> ClaudeAgentOptions:
+        """Route the CLI through the sandbox's forwarders and start it as the agent's uid."""
+        if self._link is not None:
+            await self._link.start(remote_mcp_names(options))
+        if self._scratch is None:
+            self._scratch = private_scratch(self._settings)
+        options = confine(options, self._link, self._settings, self._scratch)
+        if self._settings.agent_uid is None:
+            # As the agent's uid, runner/bin/agent-cli makes them (the runner cannot).
+            prepare_dirs(options.env)
+        return options
+
     async def _open(self, resume: str | None) -> ClaudeSDKClient:
         mark = self._stderr.mark
         started = time.monotonic()
         try:
             options = build_options(self._init, self._settings, resume=resume, stderr=self._stderr)
-            prepare_dirs(options.env)
+            options = await self._confine(options)
             client = ClaudeSDKClient(options)
             await client.connect()
         except Exception as exc:

@@ -38,6 +38,11 @@ class RunnerSettings:
     # Lines of the CLI's stderr kept for error details.
     stderr_lines: int = 500
     log_level: str = "INFO"
+    # Start the CLI (and so every tool of the agent) as this uid, through setpriv; None runs
+    # it as the runner's own uid (host tests). The agent image sets 1000.
+    agent_uid: int | None = None
+    # Where the worker's per-sandbox sockets are mounted (gw.sock, egress.sock).
+    sandbox_dir: Path = Path("/run/agc")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> RunnerSettings:
@@ -47,7 +52,8 @@ class RunnerSettings:
         ``AGC_EXIT_ON_EOF`` (``1`` to exit on stdin EOF), ``AGC_REPLAY_BUFFER`` (events),
         ``AGC_REPLAY_BUFFER_BYTES``,
         ``AGC_INTERRUPT_GRACE`` / ``AGC_STOP_GRACE`` / ``AGC_DISCONNECT_TIMEOUT`` (seconds),
-        ``AGC_CLI_STDERR_LINES``, ``AGC_LOG_LEVEL``.
+        ``AGC_CLI_STDERR_LINES``, ``AGC_LOG_LEVEL``, ``AGC_AGENT_UID`` (run the CLI as this
+        uid), ``AGC_SANDBOX_DIR`` (the mounted gateway sockets, default ``/run/agc``).
         """
         env = dict(os.environ if environ is None else environ)
         return cls(
@@ -62,4 +68,6 @@ class RunnerSettings:
             disconnect_timeout=float(env.get("AGC_DISCONNECT_TIMEOUT") or 15.0),
             stderr_lines=int(env.get("AGC_CLI_STDERR_LINES") or 500),
             log_level=(env.get("AGC_LOG_LEVEL") or "INFO").upper(),
+            agent_uid=int(env["AGC_AGENT_UID"]) if env.get("AGC_AGENT_UID") else None,
+            sandbox_dir=Path(env.get("AGC_SANDBOX_DIR") or "/run/agc"),
         )

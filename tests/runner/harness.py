@@ -132,6 +132,7 @@ class RunnerProcess:
         resume: str | None = None,
         mcp_env: dict[str, dict[str, str]] | None = None,
         env: dict[str, str] | None = None,
+        approval_timeout: float = 600.0,
     ) -> None:
         self.send(
             Init(
@@ -142,6 +143,7 @@ class RunnerProcess:
                 env={"ANTHROPIC_BASE_URL": base_url, "CLAUDE_CODE_MAX_RETRIES": "0", **(env or {})},
                 resume=resume,
                 worker_id="worker-test",
+                approval_timeout=approval_timeout,
             )
         )
 
@@ -211,6 +213,26 @@ class RunnerProcess:
 
     def stderr_text(self) -> str:
         return "\n".join(self.stderr_lines)
+
+    async def wait_stderr(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Return the first stderr line containing ``text`` (polls; the runner logs there)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.stderr_lines:
+                if text in line:
+                    return line
+            if self.proc is not None and self.proc.returncode is not None:
+                break
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no stderr line with {text!r}:\n{self.stderr_text()[-3000:]}")
+
+    def handles(self, sig: signal.Signals) -> bool:
+        """Whether the process has installed a handler for ``sig`` (from /proc/PID/status)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+        return False
 
     def cli_pids(self) -> list[int]:
         """Return the pids of the runner's direct children (the Claude Code CLI)."""

@@ -83,7 +83,8 @@ async def test_eof_exits_only_when_asked(start_runner: StartRunner) -> None:
     patient = await start_runner(AGC_EXIT_ON_EOF="0")
     assert patient.proc is not None and patient.proc.stdin is not None
     patient.proc.stdin.close()
-    await asyncio.sleep(1.0)
+    # The runner says it saw the EOF and stays; it must still be running after saying so.
+    await patient.wait_stderr("stdin closed; still running")
     assert patient.proc.returncode is None, "EOF must not end a runner in a container"
     patient.signal(signal.SIGTERM)
     assert await patient.wait_exit(20) == 0
@@ -118,3 +119,18 @@ async def test_connect_failure_is_reported_and_retried_per_chat(
     assert events[2].data["code"] == "connect_failed"
     assert events[3].data["is_error"] is True
     assert await runner.stop() == 0
+
+
+async def test_a_signal_during_start_up_ends_the_runner_cleanly(start_runner: StartRunner) -> None:
+    runner = await start_runner()
+    assert runner.proc is not None
+    # Wait until the handler is installed (the first thing the runner does), then signal it
+    # while it is still importing the SDK (it has not logged its start yet).
+    deadline = asyncio.get_running_loop().time() + 20
+    while not runner.handles(signal.SIGTERM):
+        assert asyncio.get_running_loop().time() < deadline, "no SIGTERM handler installed"
+        await asyncio.sleep(0.005)
+    runner.signal(signal.SIGTERM)
+    assert await runner.wait_exit(20) == 0
+    assert not any("runner starting" in line for line in runner.stderr_lines)
+    assert "before start-up finished" in runner.stderr_text()
