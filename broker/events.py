@@ -234,6 +234,18 @@ class ApprovalResolved(Event, tag="approval.resolved"):
     answer_id: str = ""
 
 
+class EgressDenied(Event, tag="egress.denied"):
+    """The sandbox's egress proxy refused a destination (the session's ``egress`` policy, or a
+    non-public address); the tool that asked sees the refusal as a proxy error."""
+
+    host: str
+    port: int
+    reason: str
+    policy: str = ""
+    method: str = ""
+    turn_id: str | None = None
+
+
 class UnknownEvent(msgspec.Struct, kw_only=True):
     """An event whose ``type`` this version does not know (from a newer producer)."""
 
@@ -262,6 +274,7 @@ AnyEvent = (
     | SessionStopped
     | ApprovalRequested
     | ApprovalResolved
+    | EgressDenied
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}

@@ -235,6 +235,20 @@ export interface ApprovalResolved {
   v?: number;
 }
 
+/** The sandbox's egress proxy refused a destination (the session's `egress` policy, or a non-public address); the tool that asked sees the refusal as a proxy error. */
+export interface EgressDenied {
+  type: "egress.denied";
+  host: string;
+  port: number;
+  reason: string;
+  policy?: string;
+  method?: string;
+  turn_id?: string | null;
+  session_id: string;
+  ts?: number;
+  v?: number;
+}
+
 export interface TodoItem {
   content: string;
   status?: string;
@@ -267,7 +281,8 @@ export type AnyEvent =
   | ErrorEvent
   | SessionStopped
   | ApprovalRequested
-  | ApprovalResolved;
+  | ApprovalResolved
+  | EgressDenied;
 
 export type EventType = AnyEvent["type"];
 
@@ -294,4 +309,5 @@ export const EVENT_TYPES: readonly EventType[] = [
   "session.stopped",
   "approval.requested",
   "approval.resolved",
+  "egress.denied",
 ];
