@@ -75,6 +75,14 @@ EVENT_SAMPLES: list[events.Event] = [
         by="key:abc",
         answer_id="ans-1",
     ),
+    events.EgressDenied(
+        session_id=SID,
+        host="evil.example.com",
+        port=443,
+        reason="not on this session's egress allowlist",
+        policy="allowlist",
+        method="CONNECT",
+    ),
 ]
 
 
