@@ -707,6 +707,59 @@ class Permissions(_Strict):
         return bool(self.ask) or self.otherwise == "ask"
 
 
+# --------------------------------------------------------------------------------------------
+# Network egress
+# --------------------------------------------------------------------------------------------
+
+_DOMAIN_RE = re.compile(
+    r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:[0-9]{1,5})?"
+)
+
+
+def _check_domain(value: str) -> str:
+    domain = value.strip().lower().rstrip(".")
+    if not _DOMAIN_RE.fullmatch(domain) or len(domain) > 260:
+        raise _fail(
+            "domain",
+            f"{value!r} is not a domain pattern: use example.com, *.example.com or host:port",
+        )
+    return domain
+
+
+DomainPattern = Annotated[str, AfterValidator(_check_domain)]
+
+
+class Egress(_Strict):
+    """Where the agent's tools may connect; enforced outside the container by the egress proxy.
+
+    ``none``: nothing but the model (no remote MCP servers either); ``model`` (default): the
+    model and the config's own remote MCP servers; ``allowlist``: also ``domains``; ``open``:
+    any public host on ports 80/443. No policy reaches a private, loopback or link-local address.
+    """
+
+    policy: Literal["none", "model", "allowlist", "open"] = Field(
+        "model", description="none, model (default), allowlist or open."
+    )
+    domains: list[DomainPattern] = Field(
+        default_factory=list,
+        description="For allowlist: example.com, *.example.com (sub-domains), host:port.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_name_alone(cls, data: Any) -> Any:
+        return {"policy": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _domains_with_allowlist(self) -> Self:
+        if self.policy == "allowlist" and not self.domains:
+            raise _fail("egress", "an allowlist needs at least one domain")
+        if self.policy != "allowlist" and self.domains:
+            raise _fail("egress", f"domains apply to the allowlist policy, not {self.policy!r}")
+        self.domains = _dedupe(self.domains)
+        return self
+
+
 def _check_size(value: str, low: int, high: int) -> str:
     try:
         n = parse_size(value)
@@ -747,6 +800,7 @@ class AgentConfig(_Strict):
     env: dict[EnvName, str] = Field(default_factory=dict)
     setting_sources: list[SettingSource] | None = None
     permissions: Permissions = Field(default_factory=Permissions)
+    egress: Egress = Field(default_factory=Egress)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -830,6 +884,7 @@ class AgentConfig(_Strict):
             "resource_limits": self.resource_limits.model_dump(mode="json"),
             "mcp_credentials": self.mcp_credentials(),
             "asks_approval": self.permissions.asks,
+            "egress": self.egress.model_dump(mode="json"),
         }
 
     def to_wire(self) -> dict[str, Any]:
