@@ -1,4 +1,6 @@
 // Shapes of the public AgCluster REST/SSE API (see issue 6 / DESIGN.md).
+// Event shapes come from the schema: ./events.gen.ts (generated from broker/events.py).
+import type { SessionStatus as SessionStatusEvent, Usage as EventUsage } from "./events.gen";
 
 export interface ResourceLimits {
   cpu_quota?: number; // 100000 = 1 CPU
@@ -57,14 +59,8 @@ export interface AgentConfig {
   source?: "preset" | "custom";
 }
 
-export type SessionStatus =
-  | "starting"
-  | "running"
-  | "busy"
-  | "idle"
-  | "stopping"
-  | "stopped"
-  | "failed";
+/** A session's lifecycle status, as the schema spells it. */
+export type SessionStatus = SessionStatusEvent["status"];
 
 export interface SessionInfo {
   session_id: string;
@@ -127,12 +123,8 @@ export interface Todo {
   activeForm?: string;
 }
 
-export interface Usage {
-  input_tokens?: number;
-  output_tokens?: number;
-  cache_creation_input_tokens?: number;
-  cache_read_input_tokens?: number;
-}
+/** Token usage of a turn (as `turn.completed` carries it). */
+export type Usage = EventUsage;
 
 /** One platform event (the `data:` of an SSE message). */
 export interface AgcEvent {

@@ -66,6 +66,22 @@ describe("handlers", () => {
     expect(s.turns[0].items.map((i) => i.kind === "error" && i.message)).toEqual(["oops"]);
   });
 
+  it("show an egress refusal as a non-fatal error in its turn", () => {
+    const s = applyMessages(initialChatState(), [
+      ev("user.message", { turn_id: "a", text: "fetch it" }),
+      ev("egress.denied", { turn_id: "a", host: "evil.example", port: 443, reason: "not in the allow list", policy: "allowlist" }),
+    ]);
+    expect(s.turns[0].items).toEqual([
+      expect.objectContaining({
+        kind: "error",
+        code: "egress_denied",
+        message: "network access to evil.example:443 was blocked",
+        detail: "not in the allow list; egress policy: allowlist",
+        fatal: false,
+      }),
+    ]);
+  });
+
   it("count unknown and not-rendered event types without rendering them", () => {
     const s = applyMessages(initialChatState(), [ev("sdk.raw", { kind: "x" }), ev("from.the.future", { turn_id: "a" })]);
     expect(s.eventCount).toBe(2);

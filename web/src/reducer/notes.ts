@@ -1,7 +1,7 @@
-// Errors and SDK system messages: in their turn when they have one, else at session level.
+// Errors, refusals and SDK system messages: in their turn when they have one, else at session level.
 import type { Handlers } from "./handler";
 import type { ErrorItem, SystemItem } from "./state";
-import { str } from "./wire";
+import { num, str } from "./wire";
 
 export const noteHandlers: Handlers = {
   error: (d, e) => {
@@ -12,6 +12,22 @@ export const noteHandlers: Handlers = {
       message: str(e.message) ?? "error",
       detail: str(e.detail) ?? undefined,
       fatal: !!e.fatal,
+    };
+    const t = d.turnFor(e, false);
+    if (t) t.items.push(it);
+    else d.pushSessionItem(it);
+  },
+  // The sandbox's egress proxy refused a destination: the tool saw a proxy error; say why.
+  "egress.denied": (d, e) => {
+    const port = num(e.port);
+    const policy = str(e.policy);
+    const it: ErrorItem = {
+      kind: "error",
+      key: d.key("e"),
+      code: "egress_denied",
+      message: `network access to ${str(e.host) ?? "?"}${port !== undefined ? `:${port}` : ""} was blocked`,
+      detail: [str(e.reason), policy ? `egress policy: ${policy}` : null].filter(Boolean).join("; ") || undefined,
+      fatal: false,
     };
     const t = d.turnFor(e, false);
     if (t) t.items.push(it);
