@@ -47,6 +47,13 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     error: str = ""
     limits: dict[str, Any] = msgspec.field(default_factory=dict)
     stopped_at: float = 0.0
+    # Token usage beyond input/output, as the model gateway counted it.
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    # The sandbox (container + socket dir) serving the session, and the SHA-256 of the token
+    # its runner holds: an adopting worker serves the sandbox again and checks the same token.
+    sandbox: str = ""
+    gateway_token_sha256: str = ""
 
     def public(self) -> dict[str, Any]:
         """The fields a client may see: no sealed secrets, no key fingerprint."""
@@ -60,7 +67,12 @@ class SessionRecord(msgspec.Struct, kw_only=True):
             "last_active": self.last_active,
             "owner_worker": self.owner or None,
             "turns": self.turns,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "cache_creation_input_tokens": self.cache_creation_input_tokens,
+                "cache_read_input_tokens": self.cache_read_input_tokens,
+            },
             "cost_usd": round(self.cost_usd, 6),
             "limits": self.limits,
             "error": self.error or None,
@@ -69,7 +81,14 @@ class SessionRecord(msgspec.Struct, kw_only=True):
 
 _FIELDS = SessionRecord.__struct_fields__
 _json = msgspec.json.Encoder()
-_INT_FIELDS = {"last_seq", "turns", "input_tokens", "output_tokens"}
+_INT_FIELDS = {
+    "last_seq",
+    "turns",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+}
 _FLOAT_FIELDS = {"created_at", "last_active", "cost_usd", "stopped_at"}
 
 
@@ -162,6 +181,34 @@ class SessionStore:
         pipe.hincrby(key, "output_tokens", output_tokens)
         pipe.hincrbyfloat(key, "cost_usd", cost_usd)
         await pipe.execute()
+
+    async def add_model_usage(
+        self,
+        session_id: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_creation_input_tokens: int = 0,
+        cache_read_input_tokens: int = 0,
+        cost_usd: float,
+    ) -> None:
+        """Add what the model gateway counted (the only source of usage and cost)."""
+        key = self._k("session", session_id)
+        if not await self.redis.exists(key):
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(key, "input_tokens", input_tokens)
+        pipe.hincrby(key, "output_tokens", output_tokens)
+        pipe.hincrby(key, "cache_creation_input_tokens", cache_creation_input_tokens)
+        pipe.hincrby(key, "cache_read_input_tokens", cache_read_input_tokens)
+        pipe.hincrbyfloat(key, "cost_usd", cost_usd)
+        await pipe.execute()
+
+    async def count_turn(self, session_id: str) -> None:
+        """One more finished turn."""
+        key = self._k("session", session_id)
+        if await self.redis.exists(key):
+            await self.redis.hincrby(key, "turns", 1)
 
     async def advance_seq(self, session_id: str, boot_id: str, seq: int) -> None:
         await self.update(session_id, boot_id=boot_id, last_seq=seq)
