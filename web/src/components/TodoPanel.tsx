@@ -1,7 +1,7 @@
 import { useState } from "preact/hooks";
 import type { Todo } from "../types";
 import { Icon } from "./Icon";
-import { TodoMark } from "./Timeline";
+import { TodoMark } from "./timeline/blocks";
 
 export function todoSummary(todos: Todo[]) {
   const done = todos.filter((t) => t.status === "completed").length;

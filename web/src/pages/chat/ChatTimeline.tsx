@@ -1,5 +1,6 @@
 import { Icon, Spinner } from "../../components/Icon";
-import { ErrorNote, SystemNote, TurnView } from "../../components/Timeline";
+import { ErrorNote, SystemNote } from "../../components/timeline/Notes";
+import { TurnView } from "../../components/timeline/TurnView";
 import type { ConnState } from "../../eventStream";
 import type { ChatState } from "../../reducer";
 import { linkClick } from "../../router";
