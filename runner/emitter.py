@@ -9,6 +9,7 @@ from typing import Protocol
 import msgspec
 
 from broker.events import Event, encode_event, event_type
+from broker.limits import RUNNER_EVENT_BYTES, fit_event
 from broker.runner_wire import Envelope, encode_line
 from runner.buffer import ReplayBuffer
 
@@ -44,9 +45,10 @@ class Emitter:
             log.debug("dropping %s after session.stopped", event_type(event))
             return None
         self._seq += 1
-        line = encode_line(
-            Envelope(seq=self._seq, event=msgspec.Raw(encode_event(event)), boot_id=self.boot_id)
-        )
+        # The worker drops a line over its limit: cut a huge event (a model's giant answer)
+        # down here, with a marker, so it arrives shortened rather than not at all.
+        data = fit_event(encode_event(event), RUNNER_EVENT_BYTES)
+        line = encode_line(Envelope(seq=self._seq, event=msgspec.Raw(data), boot_id=self.boot_id))
         self._buffer.append(self._seq, line)
         self._sink.write(line)
         return self._seq
