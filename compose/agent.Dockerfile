@@ -1,13 +1,17 @@
 # AgCluster agent image: one container per session, runs `python3 -m runner` under tini.
 #
-# Built by scripts/setup.sh (stage "image") with the classic builder and --network none from a
-# context assembled in .agc/build-ctx:
-#   Dockerfile                 this file
-#   agent-requirements.txt     compose/agent-requirements.txt
-#   wheels/                    wheelhouse (pip download --only-binary=:all: --python-version 3.11)
-#   agc/{broker,runner,configs}  the repo's packages
-# The base image is made by debootstrap (no registry here); see scripts/setup.sh.
-# No "# syntax=" line on purpose: it would make BuildKit pull a frontend image.
+# Paths are relative to the repository root, so the same file builds
+#   - from scripts/setup.sh (stage "image": classic builder, --network none, a context it
+#     assembles in .agc/build-ctx with the repo's layout), and
+#   - from `docker compose build` (service agent-image of docker-compose.yml, the repo root as
+#     context, filtered by .dockerignore).
+# Nothing is fetched while building: there is no registry and containers have no internet here.
+# Every input is prepared on the host by scripts/setup.sh with the ordinary clients:
+#   .agc/wheelhouse/    pip download --only-binary=:all: for the base image's Python
+#   .agc/agent-debs/    Debian's nodejs and what it needs beyond the base image (apt-get download)
+#   .agc/mcp/           node_modules of compose/mcp/package-lock.json (npm ci --omit=dev)
+# The base image is made by debootstrap (scripts/setup.sh). No "# syntax=" line on purpose: it
+# would make BuildKit pull a frontend image.
 
 ARG BASE_IMAGE=agcluster-base:bookworm
 
@@ -15,8 +19,8 @@ ARG BASE_IMAGE=agcluster-base:bookworm
 #      the data stack's own test suites (~120 MB) are dropped
 FROM ${BASE_IMAGE} AS venv
 LABEL agc.role=agent-venv
-COPY agent-requirements.txt /tmp/agent-requirements.txt
-COPY wheels/ /wheels/
+COPY compose/agent-requirements.txt /tmp/agent-requirements.txt
+COPY .agc/wheelhouse/ /wheels/
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /wheels --no-cache-dir \
         --disable-pip-version-check -q -r /tmp/agent-requirements.txt \
@@ -28,12 +32,24 @@ RUN python3 -m venv /opt/venv \
 
 # ---- stage 2: the runtime image
 FROM ${BASE_IMAGE}
+# Node.js (Debian's) for the stdio MCP servers baked in below
+COPY .agc/agent-debs/ /tmp/debs/
+RUN dpkg -i /tmp/debs/*.deb >/dev/null \
+ && rm -rf /tmp/debs /var/log/* \
+ && node --version
 RUN groupadd --gid 1000 agent \
  && useradd --uid 1000 --gid 1000 --home-dir /home/agent --create-home --shell /bin/bash agent \
  && install -d -o agent -g agent -m 0755 /workspace
+# MCP servers, pinned by compose/mcp/package-lock.json; their commands are on PATH so configs
+# name the installed binary (npx would try to fetch at run time, and there is no network)
+COPY .agc/mcp/ /opt/mcp/
+RUN ln -s /opt/mcp/node_modules/.bin/mcp-server-github /usr/local/bin/mcp-server-github \
+ && test -x /usr/local/bin/mcp-server-github
 COPY --from=venv /opt/venv /opt/venv
 # platform code: root-owned, read-only for the agent user
-COPY agc/ /opt/agc/
+COPY broker/ /opt/agc/broker/
+COPY runner/ /opt/agc/runner/
+COPY configs/ /opt/agc/configs/
 RUN /opt/venv/bin/python -m compileall -q /opt/agc >/dev/null || true
 
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

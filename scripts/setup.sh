@@ -418,25 +418,108 @@ build_wheelhouse() {
   step_done "wheelhouse: $(find "$wh" -name '*.whl' | wc -l) wheels, $(du -sh "$wh" | cut -f1)"
 }
 
-# assemble_context: .agc/build-ctx = Dockerfile + requirements + wheels/ + agc/{broker,runner,configs}
+# base_debs DIR PKG...: the .debs that PKG... need on top of the base image, into DIR. apt-get
+# runs on the host (containers have no internet here) with private state: only the base image's
+# own sources (Debian's archive, never the host's extra repositories such as nodesource) and the
+# base image's dpkg status, so exactly what the image lacks is fetched.
+base_debs() {
+  local dest="$1" d="$STATE/apt-base"
+  shift
+  rm -rf "$d" "$dest.new"
+  mkdir -p "$d/lists/partial" "$d/archives/partial" "$d/cache" "$d/sources" "$d/prefs" "$dest.new"
+  $DOCKER run --rm --network none "$BASE_IMAGE" cat /var/lib/dpkg/status >"$d/status"
+  # shellcheck disable=SC2016 # expanded inside the container
+  $DOCKER run --rm --network none "$BASE_IMAGE" sh -c \
+    'cat /etc/apt/sources.list.d/*.sources 2>/dev/null; true' >"$d/sources/base.sources"
+  $DOCKER run --rm --network none "$BASE_IMAGE" sh -c 'cat /etc/apt/sources.list 2>/dev/null; true' \
+    >"$d/sources.list"
+  local opts=(-o Dir::Etc::SourceList="$d/sources.list" -o Dir::Etc::SourceParts="$d/sources"
+    -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts="$d/prefs"
+    -o Dir::State::Lists="$d/lists" -o Dir::State::status="$d/status"
+    -o Dir::Cache="$d/cache" -o Dir::Cache::archives="$d/archives" -o Debug::NoLocking=1)
+  {
+    apt-get "${opts[@]}" update -qq &&
+      apt-get "${opts[@]}" install -y -q --download-only --no-install-recommends "$@"
+  } >>"$STATE/apt.log" 2>&1 || {
+    tail -n 30 "$STATE/apt.log" >&2
+    die "apt-get download of $* for $BASE_IMAGE failed; see $STATE/apt.log"
+  }
+  find "$d/archives" -maxdepth 1 -name '*.deb' -exec mv -t "$dest.new" {} +
+  rm -rf "$dest" "$d"
+  mv "$dest.new" "$dest"
+}
+
+# build_agent_debs: Debian's nodejs for the agent image (stdio MCP servers run on it)
+AGENT_DEBS=(nodejs)
+build_agent_debs() {
+  local dest="$STATE/agent-debs" h
+  h="$({
+    printf '%s\n' "${AGENT_DEBS[@]}"
+    $DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE"
+  } | sha256sum | cut -d' ' -f1)"
+  if [[ -d $dest ]] && stamp_fresh agent-debs "$h"; then
+    log "image: agent debs up to date ($(find "$dest" -name '*.deb' | wc -l) debs)"
+    return 0
+  fi
+  step "image: apt-get download ${AGENT_DEBS[*]} for $BASE_IMAGE"
+  base_debs "$dest" "${AGENT_DEBS[@]}"
+  stamp_set agent-debs "$h"
+  step_done "agent debs: $(find "$dest" -name '*.deb' -printf '%f ' | sed 's/_[^ ]*//g')"
+}
+
+# build_mcp_modules: node_modules of compose/mcp/package-lock.json (the MCP servers in the agent
+# image), installed by npm on the host; redone only when the lock file changes.
+build_mcp_modules() {
+  local dest="$STATE/mcp" lock=compose/mcp/package-lock.json h
+  [[ -f $lock ]] || die "$lock missing"
+  command -v npm >/dev/null || {
+    need_root "installing npm"
+    step "image: installing nodejs + npm (Debian)"
+    apt_install --no-install-recommends nodejs npm
+    step_done "npm"
+  }
+  h="$(sha256sum compose/mcp/package.json "$lock" | sha256sum | cut -d' ' -f1)"
+  if [[ -d $dest/node_modules ]] && stamp_fresh mcp-modules "$h"; then
+    log "image: MCP servers up to date ($lock)"
+    return 0
+  fi
+  step "image: npm ci $lock"
+  rm -rf "$dest.new"
+  mkdir -p "$dest.new"
+  cp compose/mcp/package.json "$lock" "$dest.new/"
+  # --ignore-scripts: nothing of these packages runs on the host; they are plain JavaScript
+  (cd "$dest.new" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error) \
+    >"$STATE/mcp-npm.log" 2>&1 || {
+    tail -n 30 "$STATE/mcp-npm.log" >&2
+    die "npm ci of $lock failed; see $STATE/mcp-npm.log"
+  }
+  rm -rf "$dest"
+  mv "$dest.new" "$dest"
+  stamp_set mcp-modules "$h"
+  step_done "MCP servers: $(du -sh "$dest/node_modules" | cut -f1)"
+}
+
+# assemble_context: .agc/build-ctx laid out like the repository (compose/agent.Dockerfile uses
+# repo-relative paths, so `docker compose build` can use the same file from the repo root):
+#   compose/{agent.Dockerfile,agent-requirements.txt}, {broker,runner,configs}/,
+#   .agc/{wheelhouse,agent-debs,mcp}/
 assemble_context() {
   local ctx="$STATE/build-ctx" p
-  mkdir -p "$ctx"
-  rm -rf "$ctx/agc" "$ctx/Dockerfile" "$ctx/agent-requirements.txt"
-  mkdir -p "$ctx/agc" "$ctx/wheels"
-  cp compose/agent.Dockerfile "$ctx/Dockerfile"
-  cp compose/agent-requirements.txt "$ctx/agent-requirements.txt"
+  rm -rf "$ctx"
+  mkdir -p "$ctx/compose" "$ctx/.agc"
+  cp compose/agent.Dockerfile compose/agent-requirements.txt "$ctx/compose/"
   for p in broker runner configs; do
     if [[ -d $p ]]; then
-      tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - "$p" | tar -C "$ctx/agc" -xf -
+      tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - "$p" | tar -C "$ctx" -xf -
     else
       log "image: WARNING: ./$p/ does not exist yet; the image will not contain it"
-      mkdir -p "$ctx/agc/$p"
+      mkdir -p "$ctx/$p"
     fi
   done
-  # wheels: hard links when possible (same filesystem), copies otherwise
-  rm -rf "$ctx/wheels"
-  cp -al "$STATE/wheelhouse" "$ctx/wheels" 2>/dev/null || cp -a "$STATE/wheelhouse" "$ctx/wheels"
+  # caches: hard links when possible (same filesystem), copies otherwise
+  for p in wheelhouse agent-debs mcp; do
+    cp -al "$STATE/$p" "$ctx/.agc/$p" 2>/dev/null || cp -a "$STATE/$p" "$ctx/.agc/$p"
+  done
 }
 
 # docker_build CTX LOG ARGS...: classic build of CTX, step lines on the console, all in LOG
@@ -477,6 +560,13 @@ verify_agent_image() {
       test -x "$cli" || { echo "bundled claude CLI not found at $cli" >&2; exit 1; }
       printf "claude CLI %s: " "$cli"; "$cli" --version' ||
     die "verification failed: bundled claude CLI in $AGENT_IMAGE"
+  # the GitHub MCP server answers MCP's initialize over stdio, offline (no token needed for that)
+  # shellcheck disable=SC2016 # expanded inside the container
+  "${run[@]}" "$AGENT_IMAGE" sh -ec '
+      printf "node %s, " "$(node --version)"
+      printf "%s\n" "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"protocolVersion\":\"2024-11-05\",\"capabilities\":{},\"clientInfo\":{\"name\":\"setup\",\"version\":\"0\"}}}" |
+        timeout 20 mcp-server-github 2>/dev/null | head -c 300 | grep -o "\"serverInfo\":{[^}]*}"' ||
+    die "verification failed: mcp-server-github does not answer initialize in $AGENT_IMAGE"
   # every module of the runner package must import with what the image has (not fatal: the
   # image is fine, the runner code is not; re-checked on every run until it passes)
   if "${run[@]}" "$AGENT_IMAGE" python3 -c '
@@ -508,14 +598,17 @@ stage_image() {
     log "image: base $BASE_IMAGE present"
   fi
   build_wheelhouse
+  build_agent_debs
+  build_mcp_modules
   local base_id
   base_id="$($DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE")"
 
-  # inputs hash: Dockerfile, requirements, wheel names, the three packages, base image id
+  # inputs hash: Dockerfile, requirements, MCP lock, wheel and deb names, the three packages,
+  # base image id
   local hash
   hash="$({
-    sha256sum compose/agent.Dockerfile compose/agent-requirements.txt
-    find "$STATE/wheelhouse" -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort
+    sha256sum compose/agent.Dockerfile compose/agent-requirements.txt compose/mcp/package-lock.json
+    find "$STATE/wheelhouse" "$STATE/agent-debs" -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort
     for p in broker runner configs; do printf '%s %s\n' "$p" "$(hash_tree "$p")"; done
     echo "$base_id"
   } | sha256sum | cut -c1-32)"
@@ -532,10 +625,12 @@ stage_image() {
     local venv_tag="${AGENT_IMAGE%:*}-venv:${AGENT_IMAGE##*:}"
     [[ $AGENT_IMAGE == *:* ]] || venv_tag="$AGENT_IMAGE-venv:latest"
     step "image: docker build $venv_tag (wheels -> /opt/venv)"
-    docker_build "$STATE/build-ctx" "$STATE/image-build.log" --target venv -t "$venv_tag"
+    docker_build "$STATE/build-ctx" "$STATE/image-build.log" -f "$STATE/build-ctx/compose/agent.Dockerfile" \
+      --target venv -t "$venv_tag"
     step_done "venv stage"
     step "image: docker build $AGENT_IMAGE"
-    docker_build "$STATE/build-ctx" "$STATE/image-build.log" --label "agc.inputs=$hash" -t "$AGENT_IMAGE"
+    docker_build "$STATE/build-ctx" "$STATE/image-build.log" -f "$STATE/build-ctx/compose/agent.Dockerfile" \
+      --label "agc.inputs=$hash" -t "$AGENT_IMAGE"
     step_done "agent image"
     local new_id
     new_id="$($DOCKER image inspect -f '{{.Id}}' "$AGENT_IMAGE")"

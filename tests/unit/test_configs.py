@@ -135,8 +135,9 @@ def test_github_code_review_declares_its_server_and_credential() -> None:
     assert config.permission_mode == "bypassPermissions"
     server = config.mcp_servers["github"]
     assert isinstance(server, StdioMcpServer)
-    assert server.command == "npx"
-    assert server.args == ["-y", "@modelcontextprotocol/server-github"]
+    # the server installed in the agent image, never `npx` (it would fetch at run time)
+    assert server.command == "mcp-server-github"
+    assert server.args == []
     assert server.env == {"GITHUB_PERSONAL_ACCESS_TOKEN": ""}
     assert config.allowed_tools == [
         "Read",
