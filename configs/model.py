@@ -641,9 +641,8 @@ class ResourceLimits(_Strict):
 # Permission rules (allow / ask / deny) and a person in the loop
 # --------------------------------------------------------------------------------------------
 
-# Tools whose file-path rules Claude Code matches through ``Edit(...)``: a ``Write(path)`` rule
-# is passed to the CLI as ``Edit(path)`` (which covers Write, Edit and NotebookEdit).
-PATH_RULE_AS_EDIT: frozenset[str] = frozenset({"Write", "NotebookEdit"})
+# Tools whose rule specifier is a file path (gitignore-style, as Claude Code reads it).
+_PATH_RULE_TOOLS = frozenset({"Read", "Edit", "Write", "NotebookEdit"})
 
 
 def _check_permission_rule(value: str) -> str:
@@ -652,6 +651,17 @@ def _check_permission_rule(value: str) -> str:
         problem = problem.replace("allow rule", "permission rule")
         # The error names the rule as written, not only the tool inside it.
         raise _fail("permission_rule", problem if value in problem else f"{value!r}: {problem}")
+    name, _, spec = value.partition("(")
+    if name in _PATH_RULE_TOOLS and spec.startswith("/") and not spec.startswith("//"):
+        # Claude Code reads one leading "/" as relative to its settings, not the filesystem
+        # root: such a rule silently matches nothing, which for a deny rule is dangerous.
+        path = spec[:-1]
+        raise _fail(
+            "permission_rule",
+            f"{value!r}: a path starting with one '/' is not absolute in Claude Code rules; "
+            f"write '{name}(/{path})' for the absolute path {path!r}, or a path relative to "
+            "the workspace such as 'secrets/**'",
+        )
     return value
 
 

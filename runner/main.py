@@ -17,7 +17,15 @@ from typing import Any
 import msgspec
 
 from broker.events import ErrorEvent, Event, SessionStopped, SystemNotice, TurnCompleted
-from broker.runner_wire import Attach, ChatIn, Init, InterruptIn, StopIn, decode_command
+from broker.runner_wire import (
+    ApproveIn,
+    Attach,
+    ChatIn,
+    Init,
+    InterruptIn,
+    StopIn,
+    decode_command,
+)
 from runner.buffer import ReplayBuffer
 from runner.emitter import Emitter
 from runner.errors import ConfigError, describe
@@ -114,6 +122,8 @@ class Runner:
                 self._attach(command.after_seq)
             case StopIn():
                 self.request_stop(command.reason or "stop")
+            case ApproveIn():
+                self._approve(command)
 
     def _init(self, init: Init) -> None:
         if self._session is not None:
@@ -166,6 +176,19 @@ class Runner:
             return
         self._session.submit(chat)
 
+    def _approve(self, command: ApproveIn) -> None:
+        if self._session is None:
+            self.emit(
+                ErrorEvent(
+                    session_id=self._session_id,
+                    code="approval_not_pending",
+                    message="no session: nothing waits for approval",
+                    detail=command.answer.request_id,
+                )
+            )
+            return
+        self._session.answer(command.answer)
+
     def _attach(self, after_seq: int) -> None:
         replayed = self._emitter.replay(after_seq)
         session = self._session
@@ -185,6 +208,8 @@ class Runner:
                     "connected": session is not None and session.connected,
                     "busy": session is not None and session.busy,
                     "sdk_session_id": session.sdk_session_id if session else None,
+                    # The truth about what waits for a person, for the worker's records.
+                    "pending_approvals": session.pending_approvals() if session else [],
                 },
             )
         )

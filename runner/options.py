@@ -7,6 +7,7 @@ image). Every field the platform defines is passed on; anything malformed raises
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any, cast, get_args
 
 from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
 from claude_agent_sdk.types import (
+    CanUseTool,
     HookContext,
     HookEvent,
     HookInput,
@@ -39,6 +41,7 @@ _SETTING_SOURCES = frozenset(get_args(SettingSource))
 # config model may add the shorter names too, which is harmless.
 _MCP_RESOURCE_TOOLS = ("ListMcpResourcesTool", "ReadMcpResourceTool")
 _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+_PATH_RULE_AS_EDIT = frozenset({"Write", "NotebookEdit"})
 
 
 def offline_env(init: Init, settings: RunnerSettings) -> dict[str, str]:
@@ -85,8 +88,13 @@ def build_options(
     *,
     resume: str | None,
     stderr: Callable[[str], None],
+    can_use_tool: CanUseTool | None = None,
 ) -> ClaudeAgentOptions:
-    """Return the SDK options for this session's config; raise ConfigError when malformed."""
+    """Return the SDK options for this session's config; raise ConfigError when malformed.
+
+    ``can_use_tool`` (the approval gate) is installed only when the config's permissions can
+    ask a person; otherwise the CLI refuses what nothing allows, as a headless agent always did.
+    """
     cfg = init.config
     if not isinstance(cfg, dict):
         raise ConfigError("config must be an object")
@@ -101,6 +109,7 @@ def build_options(
         raise ConfigError(f"model must be a string or null, not {model!r}")
     allowed_tools = _allowed_tools(cfg.get("allowed_tools"), mcp_servers)
     agents = _agents(cfg.get("agents"))
+    rules, asks = permission_rules(cfg.get("permissions"))
     return ClaudeAgentOptions(
         system_prompt=_system_prompt(cfg.get("system_prompt")),
         allowed_tools=allowed_tools,
@@ -118,7 +127,38 @@ def build_options(
         forward_subagent_text=True,
         resume=resume,
         stderr=stderr,
+        # Claude Code matches the rules itself: passed as its settings (deny > ask > allow).
+        settings=json.dumps({"permissions": rules}) if rules else None,
+        can_use_tool=can_use_tool if asks else None,
     )
+
+
+def permission_rules(value: Any) -> tuple[dict[str, list[str]], bool]:
+    """The config's ``permissions`` as Claude Code settings rules, and whether a person is asked.
+
+    ``Write(path)`` and ``NotebookEdit(path)`` become ``Edit(path)``: CLI 2.1.327 matches file
+    paths only in Read and Edit rules, and its Edit rules cover every file-writing tool.
+    """
+    if value is None:
+        return {}, False
+    if not isinstance(value, dict):
+        raise ConfigError("permissions must be an object")
+    rules: dict[str, list[str]] = {}
+    for kind in ("allow", "ask", "deny"):
+        listed = [_cli_rule(r) for r in _str_list(value.get(kind), f"permissions.{kind}")]
+        if listed:
+            rules[kind] = list(dict.fromkeys(listed))
+    otherwise = value.get("otherwise", "deny")
+    if otherwise not in ("deny", "ask"):
+        raise ConfigError(f"permissions.otherwise must be deny or ask, not {otherwise!r}")
+    return rules, bool(rules.get("ask")) or otherwise == "ask"
+
+
+def _cli_rule(rule: str) -> str:
+    name, paren, rest = rule.partition("(")
+    if paren and name in _PATH_RULE_AS_EDIT:
+        return f"Edit({rest}"
+    return rule
 
 
 def sub_agent_hooks(

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -29,18 +30,21 @@ from claude_agent_sdk import (
     UserMessage,
 )
 from claude_agent_sdk import Message as SdkMessage
+from claude_agent_sdk.types import CanUseToolShadowedWarning
 
 from broker.events import (
     ErrorEvent,
     Event,
     SessionReady,
+    ToolStarted,
     TurnCompleted,
     TurnStarted,
 )
 from broker.events import (
     UserMessage as UserMessageEvent,
 )
-from broker.runner_wire import ChatIn, Init
+from broker.runner_wire import ApprovalAnswer, ChatIn, Init
+from runner.approvals import ApprovalGate, tap_requests
 from runner.errors import ConnectError, classify, describe
 from runner.frames import Frame, frames
 from runner.options import build_options, prepare_dirs
@@ -78,6 +82,13 @@ class AgentSession:
         self._translator = Translator(self.session_id)
         # Built once here so a bad config fails the init command, not the first chat.
         build_options(init, settings, resume=None, stderr=self._stderr)
+        self._approvals = ApprovalGate(
+            self.session_id,
+            emit,
+            timeout=init.approval_timeout,
+            ask_unlisted=(init.config.get("permissions") or {}).get("otherwise") == "ask",
+            current_turn=lambda: self._current.ctx.turn_id if self._current else None,
+        )
         # Chats not started yet, each already a turn so an interrupt can reach it.
         self._pending: deque[tuple[ChatIn, _Turn]] = deque()
         self._wakeup = asyncio.Event()
@@ -110,6 +121,14 @@ class AgentSession:
         """Connect in the background, then serve queued chats one at a time."""
         self._main_task = asyncio.create_task(self._main(), name="session-main")
 
+    def answer(self, answer: ApprovalAnswer) -> None:
+        """Apply a person's answer to a pending approval request."""
+        self._approvals.answer(answer)
+
+    def pending_approvals(self) -> list[dict[str, Any]]:
+        """The approval requests still waiting for an answer (event dicts)."""
+        return self._approvals.pending()
+
     def submit(self, chat: ChatIn) -> None:
         """Queue a chat; it runs after the chats before it."""
         self._pending.append((chat, self._new_turn(chat.turn_id)))
@@ -126,6 +145,8 @@ class AgentSession:
         restarts the CLI if it does not within ``interrupt_grace``.
         """
         turn = self._current
+        # A request waiting for a person ends with the turn it belongs to.
+        self._approvals.cancel_all("interrupted")
         if turn is None or turn.ctx.completed:
             if self._pending and not self._pending[0][1].ctx.interrupted:
                 self._pending[0][1].ctx.interrupted = True
@@ -162,6 +183,7 @@ class AgentSession:
     async def finish(self) -> None:
         """Stop taking chats, end the running turn (interrupting it) and cancel queued chats."""
         self._closing = True
+        self._approvals.cancel_all("stopped")
         turn = self._current
         if turn is not None and not turn.ctx.completed:
             with contextlib.suppress(TimeoutError):
@@ -272,10 +294,22 @@ class AgentSession:
         mark = self._stderr.mark
         started = time.monotonic()
         try:
-            options = build_options(self._init, self._settings, resume=resume, stderr=self._stderr)
+            options = build_options(
+                self._init,
+                self._settings,
+                resume=resume,
+                stderr=self._stderr,
+                can_use_tool=self._approvals.can_use_tool,
+            )
             options = await self._confine(options)
             client = ClaudeSDKClient(options)
-            await client.connect()
+            with warnings.catch_warnings():
+                # The SDK warns that whole-tool allow rules shadow can_use_tool; Claude Code
+                # still asks for calls an ask rule matches (deny > ask > allow, measured).
+                warnings.simplefilter("ignore", CanUseToolShadowedWarning)
+                await client.connect()
+            if options.can_use_tool is not None:
+                tap_requests(client, self._approvals.note_request)
         except Exception as exc:
             # Give the stderr reader a moment: the CLI's reason often lands just after exit.
             await asyncio.sleep(0.05)
@@ -446,6 +480,8 @@ class AgentSession:
         try:
             for event in self._translator.translate(message, raw, ctx):
                 self._emit(event)
+                if isinstance(event, ToolStarted):
+                    self._approvals.tool_seen(event)
         except Exception as exc:
             # A frame this runner cannot turn into events is reported, not fatal.
             log.exception("cannot translate a %s frame", type(message).__name__)
