@@ -19,7 +19,7 @@ from typing import Any
 
 # What a bare ``python -m tests.bench`` runs, in this order; missing ones are skipped. Any other
 # module of this package with a ``main`` runs when named.
-BENCHMARKS = ("agents", "files")
+BENCHMARKS = ("agents", "files", "sandbox")
 
 
 def available() -> list[str]:
