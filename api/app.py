@@ -14,6 +14,7 @@ from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from api import errors
+from api.agents.approvals import ApprovalsController
 from api.agents.controller import AgentsController
 from api.configs_controller import ConfigsController
 from api.files.controller import FilesController
@@ -50,6 +51,7 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
         health,
         ConfigsController,
         AgentsController,
+        ApprovalsController,
         FilesController,
         PrometheusController,
     ]

@@ -48,6 +48,7 @@ def build_history(session_id: str, events: list[dict[str, Any]]) -> dict[str, An
                 "assistant": [],
                 "tool_calls": [],
                 "errors": [],
+                "approvals": [],
                 "usage": {},
                 "cost_usd": None,
                 "duration_ms": None,
@@ -80,6 +81,10 @@ def build_history(session_id: str, events: list[dict[str, Any]]) -> dict[str, An
                     entry["is_error"] = bool(ev.get("is_error"))
             case "error":
                 turn["errors"].append({"code": ev.get("code"), "message": ev.get("message")})
+            case "approval.requested":
+                turn["approvals"].append(_approval(ev))
+            case "approval.resolved":
+                _resolve_approval(turn["approvals"], ev)
             case "turn.completed":
                 turn.update(
                     completed_at=ev.get("ts"),
@@ -103,6 +108,65 @@ def build_history(session_id: str, events: list[dict[str, Any]]) -> dict[str, An
     }
 
 
+def _approval(ev: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "request_id": ev.get("request_id"),
+        "tool": ev.get("tool"),
+        "input": ev.get("input"),
+        "reason": ev.get("reason", ""),
+        "parent_tool_use_id": ev.get("parent_tool_use_id"),
+        "requested_at": ev.get("ts"),
+        "decision": None,
+        "scope": None,
+        "message": "",
+        "updated_input": None,
+        "cause": None,
+        "decided_by": None,
+        "decided_by_name": "",
+        "resolved_at": None,
+    }
+
+
+def _resolve_approval(approvals: list[dict[str, Any]], ev: dict[str, Any]) -> None:
+    entry = next((a for a in approvals if a["request_id"] == ev.get("request_id")), None)
+    if entry is None:  # its request aged out of the stream
+        entry = _approval({"request_id": ev.get("request_id"), "tool": ev.get("tool")})
+        approvals.append(entry)
+    entry.update(
+        decision=ev.get("decision"),
+        scope=ev.get("scope"),
+        message=ev.get("message", ""),
+        updated_input=ev.get("updated_input"),
+        cause=ev.get("cause"),
+        decided_by=ev.get("by") or None,
+        decided_by_name=ev.get("by_name", ""),
+        resolved_at=ev.get("ts"),
+    )
+
+
+def _approval_line(a: dict[str, Any]) -> str:
+    name, key = a["decided_by_name"], a["decided_by"] or ""
+    who = f"{name} ({key})" if name and key else name or key
+    match a["decision"], a["cause"]:
+        case None, _:
+            outcome = "waiting for an answer"
+        case _, "timeout":
+            outcome = "denied: nobody answered in time"
+        case _, "interrupted" | "stopped" | "cancelled":
+            outcome = f"cancelled ({a['cause']})"
+        case "allow", _:
+            outcome = f"allowed by {who or 'someone'}" + (
+                " for the rest of the session" if a["scope"] == "session" else ""
+            )
+            if a["updated_input"] is not None:
+                outcome += ", with edited input"
+        case _:
+            outcome = f"denied by {who or 'someone'}" + (
+                f": {a['message']}" if a["message"] else ""
+            )
+    return f"> **Approval** `{a['tool']}` — {outcome}"
+
+
 def _fence(text: str) -> str:
     fence = "```"
     while fence in text:
@@ -115,6 +179,8 @@ def to_markdown(history: dict[str, Any]) -> str:
     lines = [f"# Session {history['session_id']}", ""]
     for n, turn in enumerate(history["turns"], 1):
         lines += [f"## Turn {n}", "", "**User:**", "", turn["user"] or "_(empty)_", ""]
+        for approval in turn.get("approvals", []):
+            lines += [_approval_line(approval), ""]
         for call in turn["tool_calls"]:
             nested = " (sub-agent)" if call.get("parent_tool_use_id") else ""
             status = "error" if call["is_error"] else "ok"
