@@ -92,8 +92,9 @@ def doc(s: Schema, indent: str = "") -> list[str]:
     return [f"{indent}/** {text.replace('*/', '* /')} */"] if text else []
 
 
-def render() -> str:
-    classes = event_classes()
+def render(classes: list[type[msgspec.Struct]] | None = None) -> str:
+    """The file's text for the given tagged Structs (default: the event union)."""
+    classes = classes if classes is not None else event_classes()
     _, defs = msgspec.json.schema_components(classes, ref_template="#/$defs/{name}")
     names = [c.__name__ for c in classes]
     tags: list[str] = []
@@ -113,9 +114,12 @@ def render() -> str:
                 raise SystemExit(f"{name}: no single {TAG!r} tag in its schema")
             tags.append(str(tag["enum"][0]))
         lines += doc(s)
-        lines.append(f"export interface {name} {{")
-        lines += [f"  {line};" for line in fields(s)]
-        lines += ["}", ""]
+        if "properties" in s or s.get("type") == "object":
+            lines.append(f"export interface {name} {{")
+            lines += [f"  {line};" for line in fields(s)]
+            lines += ["}", ""]
+        else:  # an Enum, or another named non-object type
+            lines += [f"export type {name} = {ts_type(s)};", ""]
     lines += [
         "/** Every event a session emits (the `data:` of an SSE message), tagged by `type`. */",
         "export type AnyEvent =",

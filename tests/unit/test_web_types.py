@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
+import enum
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 
@@ -47,3 +51,67 @@ def test_every_event_and_field_is_typed() -> None:
                 f"{cls.__name__}.{f.name}"
             )
         assert f"  | {cls.__name__}" in text  # a member of AnyEvent
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_web_types", GEN)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Inner(msgspec.Struct, kw_only=True):
+    """Nested."""
+
+    n: int
+    tags: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class Base(msgspec.Struct, tag_field="type", kw_only=True):
+    session_id: str
+
+
+class Sample(Base, tag="sample.one"):
+    """A sample with ``code``."""
+
+    when: datetime.datetime
+    color: Color
+    mode: Literal["a", "b"] = "a"
+    pair: tuple[int, str] | None = None
+    inner: Inner | None = None
+    many: list[Inner | str] = msgspec.field(default_factory=list)
+    anything: Any = None
+
+
+class Other(Base, tag="sample.two"):
+    pass
+
+
+def test_generator_maps_the_schema_types_it_may_meet() -> None:
+    text = _generator().render([Sample, Other])
+    body = text.split("export interface Sample {\n", 1)[1].split("\n}", 1)[0].splitlines()
+    assert body == [
+        '  type: "sample.one";',
+        "  when: string;",
+        "  color: Color;",
+        '  mode?: "a" | "b";',
+        "  pair?: [number, string] | null;",
+        "  inner?: Inner | null;",
+        "  many?: (string | Inner)[];",
+        "  anything?: unknown;",
+        "  session_id: string;",
+    ]
+    assert "/** A sample with `code`. */" in text
+    assert 'export type Color = "blue" | "red";' in text
+    assert "  tags?: Record<string, number>;" in text
+    assert "  | Other;" in text
+    assert (
+        'export const EVENT_TYPES: readonly EventType[] = [\n  "sample.one",\n  "sample.two",\n];'
+        in text
+    )
