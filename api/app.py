@@ -13,7 +13,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
-from api import errors
+from api import errors, supervisor_metrics
 from api.agents.approvals import ApprovalsController
 from api.agents.controller import AgentsController
 from api.configs_controller import ConfigsController
@@ -47,6 +47,8 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
     """The API with its routes, error mapping, OpenAPI at ``/schema`` and metrics at ``/metrics``."""
     settings = settings or ApiSettings()
     prometheus = PrometheusConfig(app_name="agc_api", prefix="agc", group_path=True)
+    # Under `agcluster up`, /metrics also counts the supervisor's restarts of every process.
+    supervisor_metrics.register(settings.state_dir)
     route_handlers: list[Any] = [
         health,
         ConfigsController,

@@ -41,7 +41,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     redis = Redis.from_url(settings.redis_url)
     try:
         js = nc.jetstream()
-        await ensure_streams(js, StreamSettings(events_max_age=settings.events_max_age_days * DAY))
+        await ensure_streams(
+            js,
+            StreamSettings(
+                events_max_age=settings.events_max_age_days * DAY,
+                replicas=settings.nats_replicas,
+            ),
+        )
         app.state.services = Services(
             settings=settings,
             nc=nc,

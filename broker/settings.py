@@ -27,6 +27,15 @@ class CommonSettings(BaseSettings):
     )
     state_dir: Path = Field(Path(".agc"), description="Where local state and data live.")
     events_max_age_days: float = Field(7.0, description="How long session events are kept.")
+    nats_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description=(
+            "Replicas of every stream and object store (3 on a three-node JetStream cluster: "
+            "see docs/nats-cluster.md). Existing streams are scaled to it at start-up."
+        ),
+    )
     log_level: str = Field("INFO", description="Log level.")
     log_json: bool = Field(False, description="Log JSON lines instead of console output.")
 

@@ -27,6 +27,8 @@ class StreamSettings:
     commands_max_age: float = 1 * DAY
     # Window in which a re-sent command with the same ``Nats-Msg-Id`` is dropped.
     duplicate_window: float = 120.0
+    # 3 on a three-node cluster: a write is acknowledged once a majority has it (see
+    # docs/nats-cluster.md for what that buys and what it does not).
     replicas: int = 1
 
 
@@ -77,5 +79,5 @@ async def ensure_streams(js: JetStreamContext, settings: StreamSettings | None =
 
         await js.create_object_store(
             subjects.FILES_BUCKET,
-            config=ObjectStoreConfig(storage=StorageType.FILE, ttl=3600.0),
+            config=ObjectStoreConfig(storage=StorageType.FILE, ttl=3600.0, replicas=s.replicas),
         )
