@@ -24,6 +24,13 @@ export interface ConfigSummary {
   resource_limits?: ResourceLimits;
   mcp_credentials?: Record<string, string[]>;
   source?: "preset" | "custom";
+  egress?: EgressPolicy;
+}
+
+// Where the agent's tools may connect (enforced outside the container by the egress proxy).
+export interface EgressPolicy {
+  policy: "none" | "model" | "allowlist" | "open";
+  domains: string[];
 }
 
 export type SystemPrompt =

@@ -45,6 +45,10 @@ export function CredentialsDialog({
         <p class="small muted">
           This configuration's MCP servers need these credentials. They are sent sealed to the worker for this session only and are not stored in your browser.
         </p>
+        <p class="small warn-text" data-testid="mcp-credentials-visible">
+          <Icon name="alert" size={12} /> These servers run inside the agent's container, so the agent can read these values (it could print them or, where its
+          network policy allows, send them out). Give them only credentials you would give the agent itself.
+        </p>
         {servers.map(([server, names]) => (
           <fieldset class="cred-group" key={server}>
             <legend>

@@ -6,7 +6,7 @@ import { ErrorBanner, toast } from "../../components/ui";
 import { humanize, type HumanError } from "../../errors";
 import { cpusFromQuota } from "../../format";
 import { linkClick } from "../../router";
-import type { AgentConfig, ConfigSummary, SystemPrompt } from "../../types";
+import type { AgentConfig, ConfigSummary, EgressPolicy, SystemPrompt } from "../../types";
 export function PromptView({ prompt }: { prompt: SystemPrompt | null | undefined }) {
   if (prompt == null || prompt === "") return <div class="muted small">No system prompt (the SDK default).</div>;
   if (typeof prompt === "string") return <pre class="prompt">{prompt}</pre>;
@@ -17,6 +17,27 @@ export function PromptView({ prompt }: { prompt: SystemPrompt | null | undefined
         {prompt.append ? ", with this appended:" : "."}
       </div>
       {prompt.append && <pre class="prompt">{prompt.append}</pre>}
+    </div>
+  );
+}
+
+const EGRESS_TEXT: Record<EgressPolicy["policy"], string> = {
+  none: "No network: only the model",
+  model: "Only the model and its own MCP servers",
+  allowlist: "The model and these hosts:",
+  open: "Any public host (ports 80/443); never private addresses",
+};
+
+// What the session may reach on the network (the config's egress policy).
+export function EgressView({ egress }: { egress: EgressPolicy | undefined }) {
+  const e = egress ?? { policy: "model", domains: [] };
+  return (
+    <div class="config-section" data-testid="config-egress" data-policy={e.policy}>
+      <div class="section-label">Network</div>
+      <div class="small">
+        <Icon name="globe" size={12} /> {EGRESS_TEXT[e.policy] ?? e.policy}
+      </div>
+      {e.policy === "allowlist" && <Chips items={e.domains} />}
     </div>
   );
 }
@@ -101,6 +122,7 @@ export function ConfigCard({
         <div class="section-label">Tools</div>
         <Chips items={cfg.allowed_tools ?? []} empty="no tools" />
       </div>
+      <EgressView egress={cfg.egress} />
       <div class="config-stats">
         <div>
           <span class="stat-label">CPU</span>
