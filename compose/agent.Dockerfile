@@ -10,6 +10,7 @@
 #   .agc/wheelhouse/    pip download --only-binary=:all: for the base image's Python
 #   .agc/agent-debs/    Debian's nodejs and what it needs beyond the base image (apt-get download)
 #   .agc/mcp/           node_modules of compose/mcp/package-lock.json (npm ci --omit=dev)
+# compose/mcp/ holds the lock file, the proxy preload and the servers' commands.
 # The base image is made by debootstrap (scripts/setup.sh). No "# syntax=" line on purpose: it
 # would make BuildKit pull a frontend image.
 
@@ -41,10 +42,11 @@ RUN groupadd --gid 1000 agent \
  && useradd --uid 1000 --gid 1000 --home-dir /home/agent --create-home --shell /bin/bash agent \
  && install -d -o agent -g agent -m 0755 /workspace
 # MCP servers, pinned by compose/mcp/package-lock.json; their commands are on PATH so configs
-# name the installed binary (npx would try to fetch at run time, and there is no network)
+# name the installed command (npx would try to fetch at run time, and there is no network).
+# Each command preloads proxy.cjs, which sends Node's fetch through the sandbox's egress proxy.
 COPY .agc/mcp/ /opt/mcp/
-RUN ln -s /opt/mcp/node_modules/.bin/mcp-server-github /usr/local/bin/mcp-server-github \
- && test -x /usr/local/bin/mcp-server-github
+COPY compose/mcp/proxy.cjs /opt/mcp/proxy.cjs
+COPY compose/mcp/mcp-server-github /usr/local/bin/mcp-server-github
 COPY --from=venv /opt/venv /opt/venv
 # platform code: root-owned, read-only for the agent user
 COPY broker/ /opt/agc/broker/

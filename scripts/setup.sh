@@ -501,13 +501,14 @@ build_mcp_modules() {
 
 # assemble_context: .agc/build-ctx laid out like the repository (compose/agent.Dockerfile uses
 # repo-relative paths, so `docker compose build` can use the same file from the repo root):
-#   compose/{agent.Dockerfile,agent-requirements.txt}, {broker,runner,configs}/,
+#   compose/{agent.Dockerfile,agent-requirements.txt,mcp/}, {broker,runner,configs}/,
 #   .agc/{wheelhouse,agent-debs,mcp}/
 assemble_context() {
   local ctx="$STATE/build-ctx" p
   rm -rf "$ctx"
-  mkdir -p "$ctx/compose" "$ctx/.agc"
+  mkdir -p "$ctx/compose/mcp" "$ctx/.agc"
   cp compose/agent.Dockerfile compose/agent-requirements.txt "$ctx/compose/"
+  cp compose/mcp/proxy.cjs compose/mcp/mcp-server-github "$ctx/compose/mcp/"
   for p in broker runner configs; do
     if [[ -d $p ]]; then
       tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' -cf - "$p" | tar -C "$ctx" -xf -
@@ -607,7 +608,8 @@ stage_image() {
   # base image id
   local hash
   hash="$({
-    sha256sum compose/agent.Dockerfile compose/agent-requirements.txt compose/mcp/package-lock.json
+    sha256sum compose/agent.Dockerfile compose/agent-requirements.txt compose/mcp/package-lock.json \
+      compose/mcp/proxy.cjs compose/mcp/mcp-server-github
     find "$STATE/wheelhouse" "$STATE/agent-debs" -maxdepth 1 -type f -printf '%f\n' | LC_ALL=C sort
     for p in broker runner configs; do printf '%s %s\n' "$p" "$(hash_tree "$p")"; done
     echo "$base_id"
@@ -648,26 +650,27 @@ stage_image() {
 }
 
 # ---------------------------------------------------------------- platform (compose stack)
-# Not part of the default stages: `scripts/setup.sh docker image platform` builds
-# $AGC_PLATFORM_IMAGE (default agcluster-platform:latest) for compose/docker-compose.yml.
+# Not part of the default stages: `scripts/setup.sh docker image web platform` prepares what
+# `docker compose build` (docker-compose.yml at the repo root) needs besides the agent image's
+# caches, because nothing can be fetched inside a build here: .agc/platform-wheels (the
+# project's dependency wheels + deps.txt, and setuptools to build the project) and
+# .agc/platform-debs (redis-server for the base image). It also installs docker-compose.
 stage_platform() {
   docker_ready
   $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1 || build_base_image
-  local ctx="$STATE/platform-ctx" src="$STATE/platform-src" img="${AGC_PLATFORM_IMAGE:-agcluster-platform:latest}"
   [[ -x "$VENV/bin/python" ]] || die "platform: .venv missing; run scripts/setup.sh python first"
-  mkdir -p "$ctx"
-
-  local base_id
+  local wh="$STATE/platform-wheels" base_id h
+  [[ $STATE == "$ROOT/.agc" ]] ||
+    log "platform: WARNING: AGC_STATE_DIR is not $ROOT/.agc: docker compose build reads its caches from there"
   base_id="$($DOCKER image inspect -f '{{.Id}}' "$BASE_IMAGE")"
 
-  # 1a. dependency wheels (wheels/ + deps.txt): change only with pyproject.toml or the base image
-  local h
+  # dependency wheels: change only with pyproject.toml or the base image
   h="$({
     sha256sum pyproject.toml
     echo "$base_id"
   } | sha256sum | cut -d' ' -f1)"
-  if [[ -d "$ctx/wheels" && -f "$ctx/deps.txt" ]] && stamp_fresh platform-deps "$h"; then
-    log "platform: dependency wheels up to date"
+  if [[ -f "$wh/deps.txt" ]] && stamp_fresh platform-wheels "$h"; then
+    log "platform: dependency wheels up to date ($(find "$wh" -name '*.whl' | wc -l) wheels)"
   else
     step "platform: pip download the project's dependencies"
     local py_full deps=()
@@ -675,94 +678,40 @@ stage_platform() {
     mapfile -t deps < <("$VENV/bin/python" -c '
 import tomllib
 with open("pyproject.toml", "rb") as f:
-    print("\n".join(tomllib.load(f)["project"]["dependencies"]))')
-    rm -rf "$ctx/wheels"
-    printf '%s\n' "${deps[@]}" >"$ctx/deps.txt"
+    data = tomllib.load(f)
+print("\n".join(data["project"]["dependencies"] + data["build-system"]["requires"]))')
+    rm -rf "$wh.new"
+    mkdir -p "$wh.new"
+    printf '%s\n' "${deps[@]}" >"$wh.new/deps.txt"
     "$VENV/bin/python" -m pip download --disable-pip-version-check -q \
       --only-binary=:all: --python-version "$py_full" --implementation cp \
-      -d "$ctx/wheels" -r "$ctx/deps.txt" >"$STATE/platform-wheels.log" 2>&1 || {
+      -d "$wh.new" -r "$wh.new/deps.txt" >"$STATE/platform-wheels.log" 2>&1 || {
       tail -n 30 "$STATE/platform-wheels.log" >&2
       die "pip download of the project's dependencies failed; see $STATE/platform-wheels.log"
     }
-    wheelhouse_complete "$ctx/wheels" "$py_full" "${deps[@]}"
-    stamp_set platform-deps "$h"
-    step_done "dependency wheels: $(find "$ctx/wheels" -name '*.whl' | wc -l), $(du -sh "$ctx/wheels" | cut -f1)"
+    wheelhouse_complete "$wh.new" "$py_full" "${deps[@]}"
+    rm -rf "$wh"
+    mv "$wh.new" "$wh"
+    stamp_set platform-wheels "$h"
+    step_done "dependency wheels: $(find "$wh" -name '*.whl' | wc -l), $(du -sh "$wh" | cut -f1)"
   fi
 
-  # 1b. the project wheel (project/), built from a copy so no build/ or egg-info lands in the repo
-  local p pkgs=()
-  for p in agcluster broker api workers runner configs; do [[ -d $p ]] && pkgs+=("$p"); done
-  h="$({
-    sha256sum pyproject.toml
-    hash_tree "${pkgs[@]}"
-  } | sha256sum | cut -d' ' -f1)"
-  if [[ -d "$ctx/project" ]] && stamp_fresh platform-project "$h"; then
-    log "platform: project wheel up to date"
-  else
-    step "platform: pip wheel (the project)"
-    rm -rf "$src" "$ctx/project"
-    mkdir -p "$src"
-    local extra=()
-    for p in README.md README.rst LICENSE LICENSE.txt; do [[ -f $p ]] && extra+=("$p"); done
-    tar -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
-      -cf - pyproject.toml "${extra[@]}" "${pkgs[@]}" | tar -C "$src" -xf -
-    "$VENV/bin/python" -m pip wheel --disable-pip-version-check -q --no-deps -w "$ctx/project" "$src" \
-      >>"$STATE/platform-wheels.log" 2>&1 || {
-      tail -n 30 "$STATE/platform-wheels.log" >&2
-      die "pip wheel of the project failed; see $STATE/platform-wheels.log"
-    }
-    rm -rf "$src"
-    stamp_set platform-project "$h"
-    step_done "$(cd "$ctx/project" && echo *.whl)"
-  fi
-
-  # 2. redis-server debs: resolved against the base image's dpkg status, so only what it lacks
-  if [[ -d "$ctx/debs" ]] && stamp_fresh platform-debs "$base_id"; then
+  if [[ -d "$STATE/platform-debs" ]] && stamp_fresh platform-debs "$base_id"; then
     log "platform: redis debs up to date"
   else
-    need_root "apt-get download"
-    step "platform: downloading redis-server debs for $BASE_IMAGE"
-    local apt_dir="$STATE/platform-apt"
-    rm -rf "$apt_dir" "$ctx/debs"
-    mkdir -p "$apt_dir/archives/partial" "$apt_dir/dpkg" "$ctx/debs"
-    $DOCKER run --rm --network none "$BASE_IMAGE" cat /var/lib/dpkg/status >"$apt_dir/dpkg/status"
-    [[ $APT_UPDATED == 1 ]] || {
-      apt-get update -qq >>"$STATE/apt.log" 2>&1 || die "apt-get update failed"
-      APT_UPDATED=1
-    }
-    apt-get install -y -q --download-only --no-install-recommends \
-      -o Dir::State::status="$apt_dir/dpkg/status" \
-      -o Dir::Cache::archives="$apt_dir/archives" \
-      -o Debug::NoLocking=1 \
-      redis-server >>"$STATE/apt.log" 2>&1 || die "apt-get download of redis-server failed; see $STATE/apt.log"
-    mv "$apt_dir"/archives/*.deb "$ctx/debs/"
-    rm -rf "$apt_dir"
+    step "platform: apt-get download redis-server for $BASE_IMAGE"
+    base_debs "$STATE/platform-debs" redis-server
     stamp_set platform-debs "$base_id"
-    step_done "debs: $(find "$ctx/debs" -name '*.deb' -printf '%f ' | sed 's/_[^ ]*//g')"
+    step_done "debs: $(find "$STATE/platform-debs" -name '*.deb' -printf '%f ' | sed 's/_[^ ]*//g')"
   fi
 
-  # 3. web UI (may be empty) and the Dockerfile
-  rm -rf "$ctx/web"
-  mkdir -p "$ctx/web"
-  if [[ -d web/dist ]]; then cp -a web/dist/. "$ctx/web/"; else log "platform: no web/dist; the image serves no dashboard"; fi
-  cp compose/platform.Dockerfile "$ctx/Dockerfile"
-
-  # the venv stage is tagged so that its build cache survives; untagged leftovers are pruned
-  local venv_tag="${img%:*}-venv:${img##*:}"
-  [[ $img == *:* ]] || venv_tag="$img-venv:latest"
-  step "platform: docker build $venv_tag"
-  docker_build "$ctx" "$STATE/platform-build.log" --target venv -t "$venv_tag"
-  step_done "venv stage"
-  step "platform: docker build $img"
-  docker_build "$ctx" "$STATE/platform-build.log" -t "$img"
-  $DOCKER image prune -f --filter dangling=true --filter label=agc.role=platform-venv >/dev/null 2>&1 || true
-  $DOCKER image prune -f --filter dangling=true --filter label=agc.role=platform >/dev/null 2>&1 || true
-  step_done "platform image $($DOCKER image inspect -f '{{.Size}}' "$img" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
+  [[ -f web/dist/index.html ]] || log "platform: WARNING: no web/dist; run scripts/setup.sh web (the image serves the dashboard from it)"
   if ! command -v docker-compose >/dev/null; then
     step "platform: installing docker-compose (Debian, compose v1 CLI)"
     apt_install --no-install-recommends docker-compose
     step_done "docker-compose"
   fi
+  log "platform: ready for \`docker compose build\` ($(docker-compose version --short 2>/dev/null || echo '?'))"
 }
 
 # ---------------------------------------------------------------- web

@@ -15,9 +15,11 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -237,80 +239,79 @@ class Lines:
         raise AssertionError(f"no answer to request {want_id} within {timeout} s")
 
 
-def test_github_server_without_network_fails_a_call_at_once() -> None:
-    """Locked down like a session, with no network: tools are listed, a call errors clearly."""
+# Inside the container, on its own loopback: a proxy that records the request line it gets and
+# refuses it, standing in for the sandbox's egress proxy.
+PROXY = """
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 3128)); s.listen()
+print("proxy listening", file=sys.stderr, flush=True)
+while True:
+    c, _ = s.accept()
+    line = c.makefile("rb").readline().decode().strip()
+    print("proxy saw:", line, file=sys.stderr, flush=True)
+    c.sendall(b"HTTP/1.1 403 Forbidden\\r\\ncontent-length: 0\\r\\n\\r\\n"); c.close()
+"""
+
+
+@contextmanager
+def github_server(
+    stderr: IO[bytes] | int, *, proxy: bool
+) -> Iterator[tuple[subprocess.Popen[bytes], Lines]]:
+    """The image's mcp-server-github, locked down like a session, with no network at all."""
     name = f"agc-test-gh-{uuid.uuid4().hex[:8]}"
+    env = ["-e", "GITHUB_PERSONAL_ACCESS_TOKEN=ghp_test_not_a_real_token"]
+    cmd = ["mcp-server-github"]
+    if proxy:
+        env += ["-e", "HTTPS_PROXY=http://127.0.0.1:3128", "-e", "NO_PROXY=localhost,127.0.0.1"]
+        cmd = ["sh", "-c", 'python3 -c "$0" & exec mcp-server-github', PROXY]
     with subprocess.Popen(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "-i",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "--read-only",
-            "--user",
-            "1000",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges",
-            "--tmpfs",
-            "/tmp",
-            "-e",
-            "GITHUB_PERSONAL_ACCESS_TOKEN=ghp_test_not_a_real_token",
-            IMAGE,
-            "mcp-server-github",
-        ],
+        ["docker", "run", "--rm", "-i", "--name", name, "--network", "none", "--read-only",
+         "--user", "1000", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+         "--tmpfs", "/tmp", *env, IMAGE, *cmd],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    ) as proc:
+        stderr=stderr,
+    ) as proc:  # fmt: skip
         lines = Lines(proc)
         try:
-            _rpc(
-                proc,
-                {
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2024-11-05",
-                        "capabilities": {},
-                        "clientInfo": {"name": "test", "version": "0"},
-                    },
-                },
-            )
+            _rpc(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2024-11-05", "capabilities": {},
+                "clientInfo": {"name": "test", "version": "0"}}})  # fmt: skip
             init = lines.answer(1, 60)
             assert init["result"]["serverInfo"]["name"] == "github-mcp-server"
             _rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-            _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-            tools = {t["name"] for t in lines.answer(2, 30)["result"]["tools"]}
-            assert {
-                "get_pull_request",
-                "get_pull_request_files",
-                "create_pull_request_review",
-            } <= tools
-            t0 = time.monotonic()
-            _rpc(
-                proc,
-                {
-                    "jsonrpc": "2.0",
-                    "id": 3,
-                    "method": "tools/call",
-                    "params": {
-                        "name": "get_pull_request",
-                        "arguments": {"owner": "octo", "repo": "hello", "pull_number": 1},
-                    },
-                },
-            )
-            answer = lines.answer(3, 30)
-            elapsed = time.monotonic() - t0
-            # a JSON-RPC error the CLI hands the model as an is_error tool result
-            assert answer["error"]["message"] == "fetch failed", answer
-            print(f"offline GitHub call failed after {elapsed * 1000:.0f} ms: {answer['error']}")
+            yield proc, lines
         finally:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
             lines.join()
+
+
+def call_get_pull_request(proc: subprocess.Popen[bytes], lines: Lines) -> dict[str, Any]:
+    _rpc(proc, {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "get_pull_request",
+        "arguments": {"owner": "octo", "repo": "hello", "pull_number": 1}}})  # fmt: skip
+    return lines.answer(3, 30)
+
+
+def test_github_server_without_network_fails_a_call_at_once() -> None:
+    """No network, no proxy: tools are listed, and a call errors clearly instead of hanging."""
+    with github_server(subprocess.DEVNULL, proxy=False) as (proc, lines):
+        _rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        tools = {t["name"] for t in lines.answer(2, 30)["result"]["tools"]}
+        assert {"get_pull_request", "get_pull_request_files", "create_pull_request_review"} <= tools
+        t0 = time.monotonic()
+        answer = call_get_pull_request(proc, lines)
+        elapsed = time.monotonic() - t0
+    # a JSON-RPC error, which the CLI hands the model as an is_error tool result
+    assert answer["error"]["message"] == "fetch failed", answer
+    print(f"offline GitHub call failed after {elapsed * 1000:.0f} ms: {answer['error']}")
+
+
+def test_github_server_goes_through_the_egress_proxy(tmp_path: Path) -> None:
+    """With HTTPS_PROXY set (as the runner sets it in a sandbox), GitHub is asked for through it."""
+    log = tmp_path / "stderr"
+    with log.open("wb") as stderr, github_server(stderr, proxy=True) as (proc, lines):
+        answer = call_get_pull_request(proc, lines)
+    assert "error" in answer, answer
+    seen = log.read_text()
+    assert "proxy saw: CONNECT api.github.com:443" in seen, seen
