@@ -64,6 +64,14 @@ class WorkerSettings(CommonSettings):
         3, description="Deliveries of a command before it is given up with an error event."
     )
     tmp_size: str = Field("512m", description="Size of each container's /tmp tmpfs.")
+    approval_timeout: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Seconds a tool call that needs a person's approval waits for an answer before it "
+            "is denied (the model is told why)."
+        ),
+    )
     metrics_port: int = Field(
         0, description="Port of this worker's Prometheus `/metrics` on 127.0.0.1 (0: off)."
     )
