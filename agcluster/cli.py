@@ -53,7 +53,10 @@ def _run_up(args: argparse.Namespace) -> int:
     try:
         settings = UpSettings(**overrides)
     except ValidationError as exc:
-        print(f"agcluster: invalid settings:\n{exc}", file=sys.stderr)
+        # Field and reason only: pydantic's own text echoes the input, secrets included.
+        for err in exc.errors():
+            where = "AGC_" + "_".join(str(x) for x in err["loc"]).upper() if err["loc"] else ""
+            print(f"agcluster: invalid {where or 'settings'}: {err['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, json=settings.log_json)
     return run_up(settings)
