@@ -115,6 +115,15 @@ export interface Health {
   workers?: { alive: number };
 }
 
+/** A person's answer to a pending tool approval (POST /api/agents/{sid}/approvals/{id}). */
+export interface ApprovalAnswer {
+  decision: "allow" | "deny";
+  message?: string;
+  updated_input?: Record<string, unknown>;
+  scope?: "once" | "session";
+  name?: string;
+}
+
 export const api = {
   async health(): Promise<Health> {
     // 503 still carries the health body.
@@ -152,6 +161,13 @@ export const api = {
       json: { message },
       signal,
     }),
+  approvals: (key: string, sid: string) =>
+    request<{ approvals: any[]; total: number }>(`/api/agents/${encodeURIComponent(sid)}/approvals`, { key }),
+  answerApproval: (key: string, sid: string, requestId: string, answer: ApprovalAnswer) =>
+    request<{ status: "applied" | "queued"; decided_by: string }>(
+      `/api/agents/${encodeURIComponent(sid)}/approvals/${encodeURIComponent(requestId)}`,
+      { method: "POST", key, json: answer },
+    ),
   interrupt: (key: string, sid: string) =>
     request<unknown>(`/api/agents/${encodeURIComponent(sid)}/interrupt`, { method: "POST", key }),
   files: (key: string, sid: string, signal?: AbortSignal) =>

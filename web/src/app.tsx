@@ -8,6 +8,7 @@ import { LaunchPage } from "./pages/LaunchPage";
 import { SessionsPage } from "./pages/SessionsPage";
 import { linkClick, useRoute } from "./router";
 import { applyTheme, getTheme, useApiKey, type Theme } from "./store";
+import { useWaitingTitle } from "./hooks/useWaitingTitle";
 
 function HealthIndicator() {
   const { health, error } = useHealth();
@@ -69,6 +70,7 @@ function ThemeToggle() {
 export function App() {
   const route = useRoute();
   const [key] = useApiKey();
+  useWaitingTitle(key);
   const nav = (href: string, label: string, icon: string, active: boolean, testid: string) => (
     <a href={href} onClick={linkClick} class={`nav-link ${active ? "active" : ""}`} data-testid={testid} aria-current={active ? "page" : undefined}>
       <Icon name={icon} size={15} />

@@ -57,6 +57,11 @@ export interface BuilderForm {
   env: string;
   agents: AgentForm[];
   mcp: McpForm[];
+  /** Permission rules, one per line (Claude Code syntax, e.g. Bash(git push:*)). */
+  permAllow: string;
+  permAsk: string;
+  permDeny: string;
+  permOtherwise: "deny" | "ask";
 }
 
 export function emptyForm(): BuilderForm {
@@ -77,6 +82,10 @@ export function emptyForm(): BuilderForm {
     pids: "256",
     maxTurns: "",
     env: "",
+    permAllow: "",
+    permAsk: "",
+    permDeny: "",
+    permOtherwise: "deny",
     agents: [],
     mcp: [],
   };
@@ -157,6 +166,10 @@ export function formToConfig(f: BuilderForm): AgentConfig {
   if (mt !== null) cfg.max_turns = mt;
   const env = parsePairs(f.env, "=");
   if (Object.keys(env).length) cfg.env = env;
+  const perms = { allow: lines(f.permAllow), ask: lines(f.permAsk), deny: lines(f.permDeny) };
+  if (perms.allow.length || perms.ask.length || perms.deny.length || f.permOtherwise === "ask") {
+    cfg.permissions = { ...perms, otherwise: f.permOtherwise };
+  }
   if (f.agents.length) {
     const agents: Record<string, SubAgent> = {};
     for (const a of f.agents) {
@@ -216,6 +229,10 @@ export function configToForm(c: AgentConfig): BuilderForm {
   f.pids = rl.pids_limit != null ? String(rl.pids_limit) : "";
   f.maxTurns = c.max_turns != null ? String(c.max_turns) : "";
   f.env = formatPairs(c.env, "=");
+  f.permAllow = (c.permissions?.allow ?? []).join("\n");
+  f.permAsk = (c.permissions?.ask ?? []).join("\n");
+  f.permDeny = (c.permissions?.deny ?? []).join("\n");
+  f.permOtherwise = c.permissions?.otherwise === "ask" ? "ask" : "deny";
   f.agents = Object.entries(c.agents ?? {}).map(([name, a]) => ({
     name,
     description: a.description ?? "",

@@ -63,7 +63,16 @@ export interface AgentConfig {
   model?: string | null;
   env?: Record<string, string>;
   setting_sources?: string[] | null;
+  permissions?: Permissions;
   source?: "preset" | "custom";
+}
+
+/** Claude Code permission rules: which calls run, which a person approves, which are refused. */
+export interface Permissions {
+  allow?: string[];
+  ask?: string[];
+  deny?: string[];
+  otherwise?: "deny" | "ask";
 }
 
 /** A session's lifecycle status, as the schema spells it. */

@@ -89,6 +89,7 @@ const STATUS_TONE: Record<string, string> = {
   running: "ok",
   idle: "ok",
   busy: "busy",
+  waiting: "warn",
   stopping: "warn",
   stopped: "muted",
   failed: "err",

@@ -11,6 +11,7 @@ import { BuilderSide } from "./builder/BuilderSide";
 import { IdentitySection } from "./builder/IdentitySection";
 import { LimitsSection } from "./builder/LimitsSection";
 import { McpSection } from "./builder/McpSection";
+import { PermissionsSection } from "./builder/PermissionsSection";
 import { PromptSection } from "./builder/PromptSection";
 import { ToolsSection } from "./builder/ToolsSection";
 import { useBuilderForm } from "./builder/useBuilderForm";
@@ -75,6 +76,7 @@ export function BuilderPage({ from }: { from: string | null }) {
         <div class="builder-form">
           <IdentitySection f={f} errors={errors} />
           <ToolsSection f={f} errors={errors} />
+          <PermissionsSection f={f} errors={errors} />
           <PromptSection f={f} errors={errors} />
           <LimitsSection f={f} errors={errors} />
           <AgentsSection f={f} errors={errors} />

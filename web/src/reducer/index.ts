@@ -4,6 +4,7 @@
 // session.ts, turns.ts, text.ts, tools.ts, notes.ts.
 import type { AnyEvent, EventType } from "../events.gen";
 import type { AgcEvent } from "../types";
+import { approvalHandlers } from "./approvals";
 import { Draft } from "./draft";
 import type { Handler, Handlers } from "./handler";
 import { noteHandlers } from "./notes";
@@ -16,11 +17,17 @@ import { seqOf } from "./wire";
 
 export * from "./state";
 
-export const HANDLERS: Handlers = { ...sessionHandlers, ...turnHandlers, ...textHandlers, ...toolHandlers, ...noteHandlers };
+export const HANDLERS: Handlers = {
+  ...sessionHandlers,
+  ...turnHandlers,
+  ...textHandlers,
+  ...toolHandlers,
+  ...noteHandlers,
+  ...approvalHandlers,
+};
 
 /** Event types the view counts but does not render (a test checks every type is one or the other). */
-// approval.*: counted only until the timeline's approval cards (H8, issue 16) handle them.
-export const NOT_RENDERED: readonly EventType[] = ["sdk.raw", "approval.requested", "approval.resolved"];
+export const NOT_RENDERED: readonly EventType[] = ["sdk.raw"];
 
 /** Apply a batch of stream messages. Messages whose id was already applied are skipped. */
 export function applyMessages(state: ChatState, msgs: StreamMessage[]): ChatState {

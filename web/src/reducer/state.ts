@@ -52,7 +52,29 @@ export interface SystemItem {
   data: any;
 }
 
-export type Item = TextItem | ThinkingItem | ToolItem | ErrorItem | SystemItem;
+export type ApprovalState = "pending" | "allowed" | "denied" | "timeout" | "cancelled";
+
+/** A tool call waiting for (or decided by) a person: approval.requested, then approval.resolved. */
+export interface ApprovalItem {
+  kind: "approval";
+  key: string;
+  sessionId: string;
+  requestId: string;
+  toolUseId: string;
+  tool: string;
+  input: any;
+  reason: string;
+  parent: string | null;
+  expiresAt?: number;
+  state: ApprovalState;
+  scope?: string;
+  message?: string;
+  by?: string;
+  byName?: string;
+  edited?: boolean;
+}
+
+export type Item = TextItem | ThinkingItem | ToolItem | ErrorItem | SystemItem | ApprovalItem;
 
 export interface TurnCompleted {
   stop_reason?: string | null;
@@ -119,6 +141,13 @@ export function initialChatState(): ChatState {
     eventCount: 0,
     nextKey: 0,
   };
+}
+
+/** The approval requests still waiting for an answer, oldest first. */
+export function pendingApprovals(s: ChatState): ApprovalItem[] {
+  const out: ApprovalItem[] = [];
+  for (const t of s.turns) for (const it of t.items) if (it.kind === "approval" && it.state === "pending") out.push(it);
+  return out;
 }
 
 /** Is a turn in progress (started or sent, not completed)? */

@@ -5,6 +5,7 @@ import { fmtCost, fmtDuration, fmtTokens } from "../../format";
 import type { Item, ToolItem, Turn } from "../../reducer";
 import { Icon, Spinner } from "../Icon";
 import { Markdown } from "../Markdown";
+import { ApprovalCard } from "./ApprovalCard";
 import { Elapsed } from "./blocks";
 import { ErrorNote, SHOWN_SYSTEM, SystemNote, Thinking } from "./Notes";
 import { ToolCall } from "./ToolCall";
@@ -27,6 +28,8 @@ function ItemView({ it, all }: { it: Item; all: Item[] }) {
     case "system":
       // Only notes a person cares about; the SDK's frequent "status" pings stay out of the way.
       return SHOWN_SYSTEM.has(it.subtype) ? <SystemNote subtype={it.subtype} data={it.data} /> : null;
+    case "approval":
+      return <ApprovalCard it={it} />;
   }
 }
 

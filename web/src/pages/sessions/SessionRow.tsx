@@ -45,6 +45,11 @@ export function SessionRow({ s, apiKey, onChanged }: { s: SessionInfo; apiKey: s
             <div class="strong">{s.config_name || s.config_id || "—"}</div>
             <div class="mono muted small">{s.session_id}</div>
           </a>
+          {s.status === "waiting" && (
+            <div class="warn-text small" data-testid="session-row-waiting">
+              <Icon name="alert" size={11} /> waiting for your approval
+            </div>
+          )}
           {s.error && <div class="err-text small" title={s.error}>{s.error.length > 120 ? s.error.slice(0, 119) + "…" : s.error}</div>}
         </td>
         <td class="num" title={s.created_at ? new Date(s.created_at * 1000).toLocaleString() : ""}>
