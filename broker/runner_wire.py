@@ -43,6 +43,23 @@ class Init(RunnerCommand, tag="init"):
     gateway_token: str = ""
 
 
+class Prestart(RunnerCommand, tag="prestart"):
+    """A warm-pool runner starts and initialises the CLI for ``config`` before any session.
+
+    ``session_id`` is the id the slot was minted with (the session that claims it gets it).
+    The CLI is started exactly as an :class:`Init` with the same ``config`` and ``env``, no
+    model key, no MCP credentials and no resume would start it, so a matching ``init`` only
+    binds (worker id, gateway token, approval timeout) and ``session.ready`` follows at once;
+    any other ``init`` replaces the pre-started CLI. The runner answers with a
+    ``system`` notice ``runner.prestarted`` (``data.ok``, ``data.seconds``, ``data.error``).
+    """
+
+    session_id: str
+    config: dict[str, Any]
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    worker_id: str = ""
+
+
 class Attach(RunnerCommand, tag="attach"):
     """A (re)attached worker asks for every buffered event with ``seq > after_seq``."""
 
@@ -83,7 +100,7 @@ class ApproveIn(RunnerCommand, tag="approve"):
     answer: ApprovalAnswer
 
 
-AnyRunnerCommand = Init | Attach | ChatIn | InterruptIn | StopIn | ApproveIn
+AnyRunnerCommand = Init | Prestart | Attach | ChatIn | InterruptIn | StopIn | ApproveIn
 
 
 class Envelope(msgspec.Struct, kw_only=True):

@@ -75,6 +75,10 @@ class ApprovalGate:
         # tool_use_id -> the CLI's permission request as it sent it (see tap_requests).
         self._raw: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
+    def set_timeout(self, timeout: float) -> None:
+        """The session's timeout, once a pre-started runner is bound to its session."""
+        self._timeout = timeout
+
     # ------------------------------------------------------------------ feeding
     def tool_seen(self, event: ToolStarted) -> None:
         """Record a call's turn and sub-agent (the session calls this for each tool.started)."""

@@ -27,10 +27,15 @@ class Forwarder:
     def __init__(self, socket_path: Path, token: str, route: str) -> None:
         self.socket_path = socket_path
         self.route = route
-        self._preamble = encode_preamble(token, route)
+        # No token yet (a warm-pool runner before its session): refuse here, see set_token.
+        self._preamble = encode_preamble(token, route) if token else b""
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self.port = 0
+
+    def set_token(self, token: str) -> None:
+        """Carry ``token`` from now on (a pre-started sandbox bound to its session)."""
+        self._preamble = encode_preamble(token, self.route)
 
     async def start(self) -> int:
         """Listen on 127.0.0.1 (an ephemeral port); return the port."""
@@ -52,6 +57,15 @@ class Forwarder:
             await self._relay_one(reader, writer)
 
     async def _relay_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._preamble:
+            writer.write(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
+                b"content-length: 29\r\nconnection: close\r\n\r\nno session is bound here yet\n"
+            )
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(str(self.socket_path))
         except OSError as exc:

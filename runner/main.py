@@ -23,6 +23,7 @@ from broker.runner_wire import (
     ChatIn,
     Init,
     InterruptIn,
+    Prestart,
     StopIn,
     decode_command,
 )
@@ -44,6 +45,8 @@ class Runner:
         self._emitter = emitter
         self._stdin = stdin
         self._session: AgentSession | None = None
+        # A session started by ``prestart`` that no ``init`` has bound yet.
+        self._prestarted: AgentSession | None = None
         self._session_id = ""
         self._stop = asyncio.Event()
         self._stop_reason = ""
@@ -111,6 +114,8 @@ class Runner:
         match command:
             case Init():
                 self._init(command)
+            case Prestart():
+                self._prestart(command)
             case ChatIn():
                 self._chat(command)
             case InterruptIn():
@@ -125,7 +130,49 @@ class Runner:
             case ApproveIn():
                 self._approve(command)
 
+    def _prestart(self, cmd: Prestart) -> None:
+        """Start and initialise the CLI for a config before any session (a warm-pool slot)."""
+        if self._session is not None:
+            self.emit(
+                ErrorEvent(
+                    session_id=self._session_id,
+                    code="already_initialized",
+                    message="this runner already serves a session; prestart ignored",
+                )
+            )
+            return
+        self._session_id = cmd.session_id
+        init = Init(
+            session_id=cmd.session_id, config=cmd.config, env=cmd.env, worker_id=cmd.worker_id
+        )
+        log.info("prestart slot=%s config=%s", cmd.session_id, cmd.config.get("id"))
+        try:
+            session = AgentSession(init, self._settings, self.emit, prestart=True)
+        except ConfigError as exc:
+            self.emit(
+                SystemNotice(
+                    session_id=cmd.session_id,
+                    subtype="runner.prestarted",
+                    data={"ok": False, "error": str(exc)},
+                )
+            )
+            return
+        self._session = self._prestarted = session
+        session.start()
+
     def _init(self, init: Init) -> None:
+        prestarted, self._prestarted = self._prestarted, None
+        if prestarted is not None:
+            if prestarted.accepts(init):
+                log.info("init session=%s binds the pre-started CLI", init.session_id)
+                prestarted.bind(init)
+                return
+            # Started for something else (a key, MCP credentials, another config): replace it.
+            log.info(
+                "init session=%s does not match the pre-started CLI; restarting", init.session_id
+            )
+            self._session = None
+            self._spawn(self._retire(prestarted))
         if self._session is not None:
             self.emit(
                 ErrorEvent(
@@ -213,6 +260,10 @@ class Runner:
                 },
             )
         )
+
+    async def _retire(self, session: AgentSession) -> None:
+        await session.finish()
+        await session.disconnect()
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[Any] = asyncio.create_task(coro)

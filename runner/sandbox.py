@@ -80,6 +80,20 @@ class SandboxLink:
             return None
         return cls(settings.sandbox_dir, init.gateway_token)
 
+    @classmethod
+    def for_prestart(cls, settings: RunnerSettings) -> SandboxLink | None:
+        """A link without a token yet (a warm-pool runner); :meth:`bind` gives it one."""
+        if not (settings.sandbox_dir / GATEWAY_SOCKET).exists():
+            return None
+        return cls(settings.sandbox_dir, "")
+
+    def bind(self, token: str) -> None:
+        """Carry the session's token on every forwarder from now on."""
+        self.token = token
+        for fwd in (self.model, self.egress, *self.mcp.values()):
+            if fwd is not None:
+                fwd.set_token(token)
+
     async def start(self, remote_mcp: list[str]) -> None:
         """Listen for the model, the proxy and each remote MCP server (idempotent)."""
         if self.model is None:

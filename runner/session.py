@@ -36,6 +36,7 @@ from broker.events import (
     ErrorEvent,
     Event,
     SessionReady,
+    SystemNotice,
     ToolStarted,
     TurnCompleted,
     TurnStarted,
@@ -72,8 +73,14 @@ class _Turn:
 class AgentSession:
     """Drive one SDK client for a session; all methods are called from the event loop."""
 
-    def __init__(self, init: Init, settings: RunnerSettings, emit: Emit) -> None:
-        """Validate the config (raises ConfigError) and prepare; :meth:`start` connects."""
+    def __init__(
+        self, init: Init, settings: RunnerSettings, emit: Emit, *, prestart: bool = False
+    ) -> None:
+        """Validate the config (raises ConfigError) and prepare; :meth:`start` connects.
+
+        ``prestart`` (a warm-pool runner): connect, then announce ``runner.prestarted``
+        instead of ``session.ready``, which waits for :meth:`bind`.
+        """
         self.session_id = init.session_id
         self._init = init
         self._settings = settings
@@ -101,8 +108,14 @@ class AgentSession:
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
         # The way out of the sandbox (None outside one) and a directory only the runner writes.
-        self._link = SandboxLink.for_init(init, settings)
+        self._link = (
+            SandboxLink.for_prestart(settings) if prestart else SandboxLink.for_init(init, settings)
+        )
         self._scratch: Path | None = None
+        # Pre-started: session.ready is held until bind(); (model, resumed) once connected.
+        self._held = prestart
+        self._connected_as: tuple[str | None, bool] | None = None
+        self._started_at = time.monotonic()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -120,6 +133,34 @@ class AgentSession:
     def start(self) -> None:
         """Connect in the background, then serve queued chats one at a time."""
         self._main_task = asyncio.create_task(self._main(), name="session-main")
+
+    def accepts(self, init: Init) -> bool:
+        """Whether a pre-started session can serve ``init`` by binding alone.
+
+        The CLI is already running with the prestart's config and environment: that is only
+        right for an init that would have started it the same way.
+        """
+        mine = self._init
+        return (
+            self._held
+            and init.session_id == mine.session_id
+            and init.config == mine.config
+            and init.env == mine.env
+            and not init.api_key
+            and not init.mcp_env
+            and init.resume is None
+        )
+
+    def bind(self, init: Init) -> None:
+        """Give a pre-started session its session: worker, gateway token, approval timeout."""
+        self._init = init
+        self._held = False
+        self._approvals.set_timeout(init.approval_timeout)
+        if self._link is not None and init.gateway_token:
+            self._link.bind(init.gateway_token)
+        if self._connected_as is not None:
+            self._announce_ready(*self._connected_as)
+        # else: _connect announces it once the CLI is up.
 
     def answer(self, answer: ApprovalAnswer) -> None:
         """Apply a person's answer to a pending approval request."""
@@ -238,8 +279,18 @@ class AgentSession:
         try:
             await self._connect()
         except ConnectError as exc:
-            # Not fatal: the next chat tries again.
-            self._emit_error(exc.code, str(exc), exc.detail)
+            if self._held:
+                # A warm slot whose CLI cannot start is useless: the pool discards it.
+                self._emit(
+                    SystemNotice(
+                        session_id=self.session_id,
+                        subtype="runner.prestarted",
+                        data={"ok": False, "error": str(exc), "detail": exc.detail[-2000:]},
+                    )
+                )
+            else:
+                # Not fatal: the next chat tries again.
+                self._emit_error(exc.code, str(exc), exc.detail)
         while not self._stopping():
             if not self._pending:
                 self._wakeup.clear()
@@ -266,6 +317,20 @@ class AgentSession:
         self._client = client
         self._reader = asyncio.create_task(self._read(client), name="sdk-reader")
         model = await self._resolve_model(client)
+        self._connected_as = (model, resume is not None)
+        if self._held:
+            self._emit(
+                SystemNotice(
+                    session_id=self.session_id,
+                    subtype="runner.prestarted",
+                    data={"ok": True, "seconds": round(time.monotonic() - self._started_at, 3)},
+                )
+            )
+        else:
+            self._announce_ready(model, resume is not None)
+        return client
+
+    def _announce_ready(self, model: str | None, resumed: bool) -> None:
         self._emit(
             SessionReady(
                 session_id=self.session_id,
@@ -273,10 +338,9 @@ class AgentSession:
                 config_id=str(self._init.config.get("id") or ""),
                 model=model,
                 tools=list(self._tools),
-                resumed=resume is not None,
+                resumed=resumed,
             )
         )
-        return client
 
     async def _confine(self, options: ClaudeAgentOptions) -> ClaudeAgentOptions:
         """Route the CLI through the sandbox's forwarders and start it as the agent's uid."""
