@@ -74,7 +74,11 @@ class Worker:
         self.nc = await connect_nats(self.settings.nats_url, name=self.id)
         self.js = self.nc.jetstream()
         await ensure_streams(
-            self.js, StreamSettings(events_max_age=self.settings.events_max_age_days * DAY)
+            self.js,
+            StreamSettings(
+                events_max_age=self.settings.events_max_age_days * DAY,
+                replicas=self.settings.nats_replicas,  # the API ensures the same: keep in step
+            ),
         )
         await self._heartbeat_once()
         await self.reconcile()

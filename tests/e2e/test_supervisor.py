@@ -9,24 +9,20 @@ process and ``/health`` is 200 again within 5 s of the kill.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.modelserver.script import step, text
 from tests.modelserver.server import ModelServer
-from tests.support.sse import Sse, iter_sse
 from tests.support.stack import require_docker
+from tests.support.turns import WORDS, ChatStream, Follower, last_event_id, launch, replay_turn
 from tests.support.up import Up, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
-
-WORDS = " ".join(f"w{i:02d}" for i in range(30))
 
 
 @pytest.fixture(scope="module")
@@ -38,104 +34,6 @@ def up(tmp_path_factory: pytest.TempPathFactory, shared_model_server: ModelServe
         yield stack.start()
     finally:
         stack.close()
-
-
-class Follower:
-    """Follows ``/events`` in a thread from ``after``, resuming with ``Last-Event-ID``."""
-
-    def __init__(self, up: Up, sid: str, key: str, after: int | None) -> None:
-        self.up, self.sid, self.key, self.last = up, sid, key, after
-        self.events: list[Sse] = []
-        self.reconnects = 0
-        self.done = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while not self.done.is_set():
-            headers = {"Last-Event-ID": str(self.last)} if self.last else {}
-            try:
-                with (
-                    httpx.Client(base_url=self.up.base_url, timeout=30) as c,
-                    c.stream(
-                        "GET",
-                        f"/api/agents/{self.sid}/events",
-                        headers={"Authorization": f"Bearer {self.key}", **headers},
-                    ) as r,
-                ):
-                    if r.status_code == 200:
-                        for ev in iter_sse(r):
-                            self.events.append(ev)
-                            self.last = ev.id
-                            if ev.event == "turn.completed":
-                                self.done.set()
-                                return
-            except (httpx.HTTPError, OSError, ValueError, KeyError):
-                pass  # cut mid-event, or refused while the API restarts: resume
-            self.reconnects += 1
-            time.sleep(0.2)
-
-
-class ChatStream:
-    """``POST /chat`` as SSE in a thread: what the chatting client itself sees."""
-
-    def __init__(self, up: Up, sid: str, key: str, message: str) -> None:
-        self.events: list[Sse] = []
-        self.error: BaseException | None = None
-        self.finished = threading.Event()
-        args = (up.base_url, sid, key, message)
-        threading.Thread(target=self._run, args=args, daemon=True).start()
-
-    def _run(self, base: str, sid: str, key: str, message: str) -> None:
-        try:
-            with (
-                httpx.Client(base_url=base, timeout=120) as c,
-                c.stream(
-                    "POST",
-                    f"/api/agents/{sid}/chat",
-                    json={"message": message},
-                    headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"},
-                ) as r,
-            ):
-                for ev in iter_sse(r):
-                    self.events.append(ev)
-        except (httpx.HTTPError, OSError, ValueError) as exc:
-            self.error = exc
-        finally:
-            self.finished.set()
-
-
-def launch(up: Up, key: str) -> str:
-    with up.client() as c:
-        r = c.post("/api/agents/launch", json={"api_key": key, "config_id": "code-assistant"})
-    assert r.status_code == 200, f"{r.status_code} {r.text}\n{up.logs()}"
-    return str(r.json()["session_id"])
-
-
-def last_event_id(up: Up, sid: str, key: str) -> int:
-    """The id of the session's newest stored event (reads until the stream goes quiet)."""
-    last = 0
-    with (
-        up.client(key, timeout=2) as c,
-        c.stream("GET", f"/api/agents/{sid}/events") as r,
-    ):
-        try:
-            for ev in iter_sse(r):
-                last = ev.id or last
-        except httpx.ReadTimeout:
-            pass
-    return last
-
-
-def replay_turn(up: Up, sid: str, key: str, turn_id: str) -> list[Sse]:
-    """The turn's events as JetStream stored them, read again from the start."""
-    out: list[Sse] = []
-    with up.client(key, timeout=30) as c, c.stream("GET", f"/api/agents/{sid}/events") as r:
-        for ev in iter_sse(r):
-            if ev.data.get("turn_id") == turn_id:
-                out.append(ev)
-                if ev.event == "turn.completed":
-                    break
-    return out
 
 
 def kill_mid_turn(up: Up, victim: str, model: ModelServer) -> tuple[Follower, ChatStream]:
@@ -160,7 +58,7 @@ def kill_mid_turn(up: Up, victim: str, model: ModelServer) -> tuple[Follower, Ch
     turn_id = follower.events[-1].data["turn_id"]
     mine = [e for e in follower.events if e.data.get("turn_id") == turn_id]
     # Exactly once: ids strictly increase, and the stream agrees event for event.
-    ids = [e.id for e in mine]
+    ids = [e.id or 0 for e in mine]
     assert ids == sorted(set(ids)), ids
     stored = replay_turn(up, sid, key, turn_id)
     assert [(e.id, e.event) for e in mine] == [(e.id, e.event) for e in stored]

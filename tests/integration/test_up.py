@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_killed_servers_come_back_on_their_ports_and_the_api_recovers(bare: Up) 
     before = bare.status()
     for name in ("redis", "nats"):
         pid = bare.kill(name)
-        wait_until(lambda name=name, pid=pid: bare.restarted(name, pid), 10, f"{name} back")
+        wait_until(partial(bare.restarted, name, pid), 10, f"{name} back")
     wait_until(lambda: bare.health() == 503 and _deps_ok(bare), 15, "NATS and Redis ok again")
     after = bare.status()
     assert after["nats_url"] == before["nats_url"] and after["redis_url"] == before["redis_url"]

@@ -1,0 +1,178 @@
+"""A three-node JetStream cluster under ``agcluster up --nats-cluster 3``: a node dies, nothing is lost.
+
+The soak: two sessions stream turns while, round after round, one NATS node is SIGKILLed
+mid-turn (first the leader of the event stream, then the leader of the command stream, then
+a node leading neither) and the supervisor restarts it. Every turn completes;
+clients following with ``Last-Event-ID`` see every event exactly once; JetStream itself holds
+no event twice (message ids are unique per session) and the restarted node catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import nats
+import pytest
+
+from tests.modelserver.script import step, text
+from tests.modelserver.server import ModelServer
+from tests.support.stack import require_docker
+from tests.support.turns import WORDS, ChatStream, Follower, last_event_id, launch, replay_turn
+from tests.support.up import Up, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, shared_model_server: ModelServer
+) -> Iterator[Up]:
+    require_docker()
+    stack = Up.make(
+        tmp_path_factory.mktemp("natscluster"),
+        "--nats-cluster",
+        "3",
+        model_url=shared_model_server.base_url,
+    )
+    try:
+        yield stack.start(timeout=120)
+    finally:
+        stack.close()
+
+
+def js_call(up: Up, fn: Any) -> Any:
+    """Run ``fn(js)`` against the cluster with a client of its own."""
+
+    async def run() -> Any:
+        nc = await nats.connect(up.status()["nats_url"].split(","), connect_timeout=2)
+        try:
+            return await fn(nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def stream_cluster(up: Up, stream: str) -> dict[str, Any]:
+    async def info(js: Any) -> dict[str, Any]:
+        si = await js.stream_info(stream)
+        return {
+            "replicas": si.config.num_replicas,
+            "leader": si.cluster.leader,
+            "peers": {r.name: bool(r.current) for r in si.cluster.replicas or []},
+        }
+
+    result: dict[str, Any] = js_call(up, info)
+    return result
+
+
+def msg_ids(up: Up, sid: str) -> list[str]:
+    """Every stored event of ``sid`` by its ``Nats-Msg-Id`` (a duplicate would repeat one)."""
+
+    async def read(js: Any) -> list[str]:
+        sub = await js.subscribe(f"agc.evt.{sid}", ordered_consumer=True)
+        ids: list[str] = []
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=2)
+                except nats.errors.TimeoutError:
+                    return ids
+                if msg_id := (msg.headers or {}).get("Nats-Msg-Id"):
+                    ids.append(msg_id)
+        finally:
+            await sub.unsubscribe()
+
+    result: list[str] = js_call(up, read)
+    return result
+
+
+def test_cluster_streams_are_replicated_three_times(cluster: Up) -> None:
+    assert [p["name"] for p in cluster.status()["processes"][:3]] == ["nats-1", "nats-2", "nats-3"]
+    for stream in ("AGC_CMD", "AGC_EVT", "OBJ_AGC_FILES"):
+        assert stream_cluster(cluster, stream)["replicas"] == 3
+        # A leader and two current followers, once the followers have reported in.
+        info = wait_until(partial(_replicated, cluster, stream), 30, f"{stream} on three nodes")
+        assert info["leader"] not in info["peers"]
+
+
+def test_soak_a_node_killed_mid_turn_loses_and_duplicates_nothing(
+    cluster: Up, shared_model_server: ModelServer
+) -> None:
+    keys: dict[str, str] = {}
+    for _ in range(2):
+        key = f"sk-test-{uuid.uuid4().hex}"
+        keys[launch(cluster, key)] = key
+    victims: list[Callable[[], str]] = [
+        lambda: str(stream_cluster(cluster, "AGC_EVT")["leader"]),
+        lambda: str(stream_cluster(cluster, "AGC_CMD")["leader"]),
+        lambda: _follower_of_both(cluster),
+    ]
+    turns: dict[str, int] = dict.fromkeys(keys, 0)
+    for rnd, pick in enumerate(victims):
+        followers: dict[str, Follower] = {}
+        chats: list[ChatStream] = []
+        for sid, key in keys.items():
+            marker = shared_model_server.add_script(
+                f"nc-{rnd}-{sid}", [step(text(WORDS, chunk=4), delay=0.12)]
+            )
+            after = last_event_id(cluster, sid, key) or None
+            followers[sid] = Follower(cluster, sid, key, after=after)
+            chats.append(ChatStream(cluster, sid, key, f"round {rnd} {marker}"))
+        following = list(followers.values())
+        wait_until(
+            partial(all_streaming, following),
+            60,
+            "deltas on every session",
+        )
+        victim = pick()
+        pid = cluster.kill(victim)
+        wait_until(partial(cluster.restarted, victim, pid), 10, f"{victim} restarted")
+        for sid, f in followers.items():
+            assert f.done.wait(90), (rnd, victim, [e.event for e in f.events])
+            turns[sid] += 1
+            turn_id = f.events[-1].data["turn_id"]
+            mine = [e for e in f.events if e.data.get("turn_id") == turn_id]
+            ids = [e.id or 0 for e in mine]
+            assert ids == sorted(set(ids)), (rnd, victim, ids)
+            stored = replay_turn(cluster, sid, keys[sid], turn_id)
+            assert [(e.id, e.event) for e in mine] == [(e.id, e.event) for e in stored]
+            streamed = "".join(e.data["text"] for e in mine if e.event == "text.delta")
+            assert streamed == WORDS, (rnd, victim, streamed)
+            assert [e.event for e in mine].count("turn.completed") == 1
+        # The restarted node rejoins and catches up with the stream's leader.
+        wait_until(
+            lambda: all(stream_cluster(cluster, "AGC_EVT")["peers"].values()),
+            30,
+            "every replica current again",
+        )
+        for chat in chats:
+            chat.finished.wait(30)
+    for sid in keys:
+        stored_ids = msg_ids(cluster, sid)
+        assert stored_ids and len(stored_ids) == len(set(stored_ids)), f"duplicates in {sid}"
+    restarts = sum(
+        cluster.metric("agc_supervisor_restarts_total", f"nats-{i}") or 0 for i in (1, 2, 3)
+    )
+    assert restarts == len(victims)
+    assert cluster.health() == 200
+    assert all(n == len(victims) for n in turns.values())
+
+
+def _follower_of_both(up: Up) -> str:
+    """A node that leads neither stream: killing it costs the streams a replica, not a leader."""
+    leaders = {stream_cluster(up, s)["leader"] for s in ("AGC_EVT", "AGC_CMD")}
+    return next(n for n in ("nats-1", "nats-2", "nats-3") if n not in leaders)
+
+
+def all_streaming(followers: list[Follower]) -> bool:
+    return all(sum(e.event == "text.delta" for e in f.events) >= 3 for f in followers)
+
+
+def _replicated(up: Up, stream: str) -> dict[str, Any] | None:
+    info = stream_cluster(up, stream)
+    return info if len(info["peers"]) == 2 and all(info["peers"].values()) else None
