@@ -6,7 +6,7 @@
 #   make bench [ARGS=...]     python -m tests.bench
 #   make lint | typecheck | fmt
 #   make image                build (if inputs changed) and verify the agent image
-#   make platform             build the image of compose/docker-compose.yml
+#   make platform             prepare what `docker compose build` needs (docker-compose.yml)
 #   make setup [STAGES="python services docker image web browser"]
 #   make stop-docker          stop the dockerd that setup started
 
@@ -52,7 +52,7 @@ image:
 	scripts/setup.sh docker image
 
 platform:
-	scripts/setup.sh python docker platform
+	scripts/setup.sh python docker image web platform
 
 web:
 	scripts/setup.sh web

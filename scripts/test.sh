@@ -8,7 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 if [[ "${AGC_SKIP_SETUP:-0}" != 1 ]]; then
-  scripts/setup.sh python services docker image web browser
+  # platform: the caches `docker compose build` needs (tests/e2e/test_compose.py)
+  scripts/setup.sh python services docker image web browser platform
 fi
 
 section() { printf '\n==> %s\n' "$*"; }

@@ -1,0 +1,273 @@
+"""The compose quick start, run exactly as the README writes it, on this machine's engine.
+
+In a copy of the working tree (hard links, with the caches scripts/setup.sh leaves in .agc/):
+``cp .env.example .env``, ``docker compose build``, ``docker compose up -d`` (Compose v2 when the
+plugin is installed, else Debian's docker-compose 1.29). The shell environment only makes the
+run unique — project name, published port, image tags, cluster name — so it cannot collide
+with anything else on the engine, and points the workers at the scripted model server, which
+runs as a container on the stack's own network. Then: /health, ``logs -f api``, an agent
+launched and chatted with, and the restart policies: the worker, API and NATS processes are
+SIGKILLed and the stack comes back by itself with the session still answering. Everything the
+test made (containers, volumes, networks, images) is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from tests.support.stack import REPO, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
+
+# What scripts/setup.sh prepares for `docker compose build` (nothing is fetched while building)
+CACHES = (
+    ".agc/wheelhouse",
+    ".agc/agent-debs",
+    ".agc/mcp",
+    ".agc/platform-wheels",
+    ".agc/platform-debs",
+    "web/dist",
+)
+MODEL_PORT = 9100
+
+
+def compose_cli() -> list[str]:
+    """``docker compose`` (v2) when the plugin is there, else ``docker-compose`` (v1)."""
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if v2.returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise RuntimeError("neither `docker compose` nor docker-compose; run scripts/setup.sh platform")
+
+
+def copy_tree(dest: Path) -> None:
+    """The working tree as a user has it (tracked and new files) plus setup's caches."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (f.decode() for f in files)):
+        src = REPO / name
+        if src.is_file():  # a tracked file someone deleted in the working tree is skipped
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, dest / name)
+    missing = [c for c in CACHES if not (REPO / c).is_dir()]
+    if missing:
+        raise RuntimeError(
+            f"missing {missing}: run scripts/setup.sh docker image web platform (make test does)"
+        )
+    for cache in CACHES:
+        shutil.copytree(REPO / cache, dest / cache, copy_function=os.link)
+
+
+@dataclass
+class Compose:
+    dir: Path
+    env: dict[str, str]
+    cli: list[str]
+    project: str
+    log: Path
+
+    def run(self, *args: str, timeout: float = 900) -> str:
+        """Run a command in the copy like a user's shell would; its output goes to the log."""
+        with self.log.open("ab") as log:
+            log.write(f"\n$ {' '.join(args)}\n".encode())
+            log.flush()
+            proc = subprocess.run(
+                args, cwd=self.dir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                timeout=timeout, check=False,
+            )  # fmt: skip
+        if proc.returncode != 0:
+            raise AssertionError(f"`{' '.join(args)}` exited {proc.returncode}:\n{self.tail()}")
+        return self.tail()
+
+    def compose(self, *args: str, timeout: float = 900) -> str:
+        return self.run(*self.cli, *args, timeout=timeout)
+
+    def tail(self, n: int = 8000) -> str:
+        return self.log.read_text(errors="replace")[-n:]
+
+
+def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, docker.errors.APIError):
+            if value := cond():
+                return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def quick_start(tmp_path: Path) -> Iterator[Compose]:
+    tag = uuid.uuid4().hex[:8]
+    project = f"agc-test-{tag}"
+    copy = tmp_path / "agcluster"
+    copy_tree(copy)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGC_", "ANTHROPIC_", "COMPOSE_"))}  # fmt: skip
+    env.update(
+        COMPOSE_PROJECT_NAME=project,
+        AGC_API_PORT=str(free_port()),
+        AGC_PLATFORM_IMAGE=f"agcluster-platform:test-{tag}",
+        AGC_AGENT_IMAGE=f"agcluster-agent:test-{tag}",
+        AGC_CLUSTER=project,
+        # agents on the stack's network reach the scripted model server's container
+        AGC_AGENT_NETWORK=f"{project}_default",
+        ANTHROPIC_BASE_URL=f"http://{project}-model:{MODEL_PORT}",
+    )
+    c = Compose(copy, env, compose_cli(), project, tmp_path / "compose.log")
+    client = docker.from_env(timeout=60)
+    dangling = {i.id for i in client.images.list(filters={"dangling": True})}
+    try:
+        yield c
+    finally:
+        teardown(c, client, dangling)
+        print(c.tail(3000))
+
+
+def teardown(c: Compose, client: docker.DockerClient, dangling_before: set[str]) -> None:
+    """Remove what the run made: the model server, agent containers, the stack, its images."""
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(f"{c.project}-model").remove(force=True)
+    # sessions outlive their workers by design, so `down` leaves agent containers behind
+    for ctr in client.containers.list(all=True, filters={"label": f"agc.cluster={c.project}"}):
+        sid = ctr.labels.get("agc.session", "")
+        ctr.remove(force=True, v=True)
+        for vol in (f"agc-ws-{sid}", f"agc-home-{sid}"):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.volumes.get(vol).remove(force=True)
+    with contextlib.suppress(AssertionError):
+        c.compose("down", "--volumes", "--rmi", "all", "--remove-orphans", timeout=300)
+    # the build stages' leftovers (the venv stages): dangling once the tagged images are gone
+    for image in client.images.list(filters={"dangling": True}):
+        if image.id not in dangling_before:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+    left = [
+        *(x.name for x in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={c.project}"})),
+        *(v.name for v in client.volumes.list(filters={"label": f"com.docker.compose.project={c.project}"})),
+        *(n.name for n in client.networks.list(names=[f"{c.project}_default"])),
+        *(t for i in client.images.list() for t in i.tags if t.endswith(c.project.removeprefix("agc-"))),
+    ]  # fmt: skip
+    assert not left, f"left behind: {left}"
+
+
+def main_pid(client: docker.DockerClient, container: str) -> int:
+    """Host pid of the service's own process (tini's child)."""
+    top = client.api.top(container, ps_args="-o pid,ppid,args")
+    procs = [dict(zip(top["Titles"], p, strict=True)) for p in top["Processes"]]
+    tini = next(p for p in procs if "tini" in p["COMMAND"])
+    return int(next(p for p in procs if p["PPID"] == tini["PID"])["PID"])
+
+
+def test_quick_start_builds_runs_and_keeps_itself_up(quick_start: Compose) -> None:
+    c = quick_start
+    port = c.env["AGC_API_PORT"]
+    base = f"http://127.0.0.1:{port}"
+    client = docker.from_env(timeout=60)
+
+    # -- the three commands of the README --------------------------------------------------
+    c.run("cp", ".env.example", ".env")
+    t0 = time.monotonic()
+    c.compose("build")
+    print(f"compose build: {time.monotonic() - t0:.0f} s")
+    c.compose("up", "-d")
+
+    # the scripted model server, on the network `up` created (loopback-free, test-owned)
+    network = f"{c.project}_default"
+    tests_dir = c.dir / "tests"
+    client.containers.run(
+        c.env["AGC_PLATFORM_IMAGE"],
+        ["python3", "-m", "tests.modelserver", "--host", "0.0.0.0", "--port", str(MODEL_PORT)],
+        entrypoint=[], name=f"{c.project}-model", network=network, detach=True,
+        environment={"PYTHONPATH": "/src"}, volumes={str(tests_dir): {"bind": "/src/tests", "mode": "ro"}},
+    )  # fmt: skip
+
+    def health() -> dict[str, Any] | None:
+        r = httpx.get(f"{base}/health", timeout=5)
+        body: dict[str, Any] = r.json()
+        return body if r.status_code == 200 and body["workers"]["alive"] >= 1 else None
+
+    body = wait_until(health, 180, f"/health 200 with a worker\n{c.tail()}")
+    assert body["nats"]["ok"] and body["redis"]["ok"]
+    assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the dashboard
+
+    # -- `docker compose logs -f api` shows the API ------------------------------------------
+    with subprocess.Popen(
+        [*c.cli, "logs", "-f", "--no-color", "api"], cwd=c.dir, env=c.env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as logs:  # fmt: skip
+        assert logs.stdout is not None
+        seen = []
+        for raw in logs.stdout:
+            seen.append(raw.decode(errors="replace"))
+            if "Uvicorn running on http://0.0.0.0:8000" in seen[-1]:
+                break
+        logs.send_signal(signal.SIGINT)
+        logs.wait(30)
+    assert seen and "api" in seen[-1], "".join(seen)
+
+    # -- every long-running service has a restart policy and a health check -----------------
+    services = client.containers.list(filters={"label": f"com.docker.compose.project={c.project}"})
+    by_service: dict[str, list[Any]] = {}
+    for ctr in services:
+        by_service.setdefault(ctr.labels["com.docker.compose.service"], []).append(ctr)
+    assert {"nats", "redis", "api", "worker"} <= set(by_service), by_service
+    for name in ("nats", "redis", "api", "worker"):
+        for ctr in by_service[name]:
+            ctr.reload()
+            assert ctr.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+            wait_until(
+                lambda ctr=ctr: ctr.reload() or ctr.attrs["State"]["Health"]["Status"] == "healthy",
+                120, f"{ctr.name} healthy",
+            )  # fmt: skip
+
+    # -- an agent, launched and answering ---------------------------------------------------
+    api_key = f"sk-test-{uuid.uuid4().hex}"
+    auth = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=base, timeout=180) as http:
+        r = http.post(
+            "/api/agents/launch", json={"api_key": api_key, "config_id": "code-assistant"}
+        )
+        assert r.status_code == 200, f"{r.status_code} {r.text}\n{c.tail()}"
+        sid = r.json()["session_id"]
+        agent = client.containers.get(f"agc-{sid}")
+        assert agent.image.tags == [c.env["AGC_AGENT_IMAGE"]]
+        assert agent.labels["agc.cluster"] == c.project
+        r = http.post(f"/api/agents/{sid}/chat", json={"message": "hello compose"}, headers=auth)
+        assert r.status_code == 200 and r.json()["text"] == "Echo: hello compose", r.text
+
+    # -- the restart policies keep it up: SIGKILL the worker, API and NATS processes ---------
+    victims = [by_service["worker"][0], by_service["api"][0], by_service["nats"][0]]
+    restarts = {v.name: v.attrs["RestartCount"] for v in victims}
+    for v in victims:
+        os.kill(main_pid(client, v.id), signal.SIGKILL)
+
+    def restarted(v: Any) -> bool:
+        v.reload()
+        return bool(v.attrs["RestartCount"] > restarts[v.name] and v.attrs["State"]["Running"])
+
+    for v in victims:
+        wait_until(lambda v=v: restarted(v), 120, f"{v.name} restarted by its policy")
+    wait_until(health, 180, "/health 200 with a worker after the crashes")
+    with httpx.Client(base_url=base, timeout=180) as http:
+        r = http.post(f"/api/agents/{sid}/chat", json={"message": "still there"}, headers=auth)
+        assert r.status_code == 200 and r.json()["text"] == "Echo: still there", r.text
+        assert http.delete(f"/api/agents/sessions/{sid}", headers=auth).status_code in (200, 204)
