@@ -148,3 +148,31 @@ def test_a_second_up_while_the_first_is_still_stopping_says_so(bare: Up) -> None
         wait_until(lambda: again.health() in (200, 503), 60, "the API answers again")
     finally:
         again.close()
+
+
+def test_ctrl_c_stops_everything_in_order_and_frees_the_state_dir(bare: Up) -> None:
+    pids = {p["name"]: p["pid"] for p in bare.status()["processes"]}
+    bare.ctrl_c()
+    assert bare.stop() == 0  # already signalled: only waits
+    out = bare.output()
+    order = [out.index(f"{name} stopped") for name in ("api", "redis", "nats")]
+    assert order == sorted(order), out[-2000:]
+    assert "exited unexpectedly" not in out  # nobody was restarted on the way down
+    for name, pid in pids.items():
+        assert not Path(f"/proc/{pid}").exists(), f"{name} (pid {pid}) still runs"
+    assert not (bare.state / "up.json").exists()
+
+
+def test_a_killed_up_takes_its_children_with_it(bare: Up) -> None:
+    pids = [int(p["pid"]) for p in bare.status()["processes"]]
+    assert bare.proc is not None
+    bare.proc.kill()  # no chance to stop anything itself
+    bare.proc.wait(10)
+    # Each child got SIGTERM from the kernel when its parent died, and stops by itself.
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 60, "children gone")
+    again = Up(state=bare.state, env=bare.env, args=["--workers", "0"])
+    try:
+        again.start(healthy=False)
+        wait_until(lambda: again.health() in (200, 503), 60, "a new stack on the same state dir")
+    finally:
+        again.close()

@@ -89,6 +89,8 @@ class Up:
             env=self.env,
             stdout=self._out,
             stderr=subprocess.STDOUT,
+            # Its own process group, as in a terminal: ctrl_c() signals the whole group.
+            start_new_session=True,
         )
         wait_until(lambda: self.status()["phase"] == "running" or self._exited(), timeout, "up")
         if healthy:
@@ -147,6 +149,11 @@ class Up:
         p = self.process(name)
         return bool(p["state"] == "running" and p["pid"] and p["pid"] != old_pid)
 
+    def ctrl_c(self) -> None:
+        """What a terminal does on Ctrl-C: SIGINT to every process of the foreground group."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGINT)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 90.0) -> int:
         """Signal ``up`` and wait for it to exit; return its exit status."""
         assert self.proc is not None
@@ -166,6 +173,8 @@ class Up:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self._out is not None:
+            self._out.close()
         remove_cluster(self.env["AGC_CLUSTER"])
 
 
