@@ -42,10 +42,12 @@ class ApiError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        # Response headers, e.g. ``Retry-After`` on a 503.
+        self.headers = headers or {}
 
 
 class BadRequest(ApiError):
@@ -88,17 +90,20 @@ class GatewayTimeout(ApiError):
     status_code, code = 504, "timeout"
 
 
-def _body(status: int, code: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+def _body(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
     # Context first, so it can never overwrite the three fields every client relies on.
     return Response(
         {**extra, "error": code, "detail": detail, "status_code": status},
         status_code=status,
         media_type=MediaType.JSON,
+        headers=headers,
     )
 
 
 def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, Any]]:
-    return _body(exc.status_code, exc.code, exc.detail, **exc.extra)
+    return _body(exc.status_code, exc.code, exc.detail, exc.headers, **exc.extra)
 
 
 def handle_config_error(_: Request[Any, Any, Any], exc: ConfigError) -> Response[dict[str, Any]]:

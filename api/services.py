@@ -13,6 +13,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
+from api.agents.hub import EventHub, HubLimits
 from api.settings import ApiSettings
 from broker.connect import connect_nats
 from broker.sealing import Sealer
@@ -30,6 +31,7 @@ class Services:
     store: SessionStore
     sealer: Sealer
     configs: ConfigStore
+    hub: EventHub
 
 
 @asynccontextmanager
@@ -56,11 +58,29 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             store=SessionStore(redis, prefix=settings.redis_prefix),
             sealer=sealer,
             configs=ConfigStore(settings.config_dir),
+            hub=EventHub(js, _hub_limits(settings)),
         )
         yield
     finally:
+        services = getattr(app.state, "services", None)
+        if services is not None:
+            await services.hub.close()
         await nc.drain()
         await redis.aclose()
+
+
+def _hub_limits(s: ApiSettings) -> HubLimits:
+    return HubLimits(
+        max_clients=s.sse_max_clients,
+        max_sessions=s.sse_max_sessions,
+        client_queue=s.sse_client_queue,
+        cache_bytes=s.sse_cache_bytes,
+        cache_total_bytes=s.sse_cache_total_bytes,
+        max_replays=s.sse_max_replays,
+        linger=s.sse_linger,
+        keepalive=s.sse_keepalive,
+        retry_after=s.sse_retry_after,
+    )
 
 
 # Handlers take ``services: ServicesDep``: injected by name from ``provide_services``.

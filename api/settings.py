@@ -28,6 +28,39 @@ class ApiSettings(CommonSettings):
     )
     stop_timeout: float = Field(30.0, description="Seconds DELETE waits for a session to stop.")
     sse_keepalive: float = Field(15.0, description="Seconds between SSE keep-alive comments.")
+    # Fan-out (api/agents/hub.py): memory stays under about sse_cache_total_bytes plus
+    # sse_max_clients x sse_client_queue references plus each socket's send buffer.
+    sse_max_clients: int = Field(
+        10_000, ge=1, description="Most SSE streams one API process serves; beyond: 503."
+    )
+    sse_max_sessions: int = Field(
+        1_000, ge=1, description="Most sessions one API process follows at once; beyond: 503."
+    )
+    sse_client_queue: int = Field(
+        2_000,
+        ge=1,
+        description=(
+            "Events a client may fall behind before its stream is ended with an `error` "
+            "event (`slow_consumer`); it can resume with Last-Event-ID."
+        ),
+    )
+    sse_cache_bytes: int = Field(
+        1 << 20, ge=0, description="Newest events kept in memory per followed session (bytes)."
+    )
+    sse_cache_total_bytes: int = Field(
+        256 << 20, ge=0, description="Bytes of cached events across all followed sessions."
+    )
+    sse_max_replays: int = Field(
+        32,
+        ge=1,
+        description="Clients reading events older than the cache from JetStream at once.",
+    )
+    sse_linger: float = Field(
+        10.0, ge=0, description="Seconds a session stays followed after its last client left."
+    )
+    sse_retry_after: int = Field(
+        2, ge=1, description="`Retry-After` seconds of a 503 when an SSE limit is reached."
+    )
     max_body_bytes: int = Field(
         1_048_576, description="Largest JSON request body (uploads have their own limits)."
     )

@@ -7,24 +7,56 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from api.agents import history, service
 from api.agents.auth import authorize, bearer_key
+from api.agents.hub import FeedClosed, Subscription
 from api.agents.schemas import ChatRequest, LaunchRequest
-from api.agents.streams import EventFeed, StreamedEvent, last_seq
-from api.errors import BadRequest
+from api.agents.sse import KEEPALIVE, EventStream, error_frame, frame
+from api.agents.streams import last_seq
+from api.errors import BadRequest, Unavailable
 from api.services import ServicesDep
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+async def _turn_frames(sub: Subscription, turn_id: str) -> AsyncIterator[bytes]:
+    """One turn's events as SSE frames; a stream cut short ends with an ``error`` event."""
+    try:
+        async for ev in service.turn_events(sub, turn_id):
+            yield KEEPALIVE if ev is None else frame(ev)
+    except FeedClosed as exc:
+        yield error_frame(sub.session_id, exc.code, str(exc))
+    finally:
+        await sub.close()
 
 
-def _sse(ev: StreamedEvent | None) -> ServerSentEventMessage:
-    if ev is None:
-        # No data line: a comment alone is not an event, so clients dispatch nothing.
-        return ServerSentEventMessage(comment="keep-alive", data=None)
-    return ServerSentEventMessage(data=ev.data.decode(), event=ev.type, id=ev.seq)
+async def _session_frames(sub: Subscription, *, end_seq: int | None) -> AsyncIterator[bytes]:
+    """A session's events as SSE frames, batched per write, until ``session.stopped``.
+
+    ``end_seq``: the newest event of a session that has already ended (the stream stops
+    there), None while it lives.
+    """
+    try:
+        async for batch in sub.batches():
+            if not batch:
+                if end_seq is not None:
+                    return  # an ended session whose newest events are gone (aged out)
+                yield KEEPALIVE
+                continue
+            out: list[bytes] = []
+            last = False
+            for ev in batch:
+                out.append(frame(ev))
+                if ev.type == "session.stopped" or (end_seq is not None and ev.seq >= end_seq):
+                    last = True
+                    break
+            yield b"".join(out)
+            if last:
+                return
+    except FeedClosed as exc:
+        yield error_frame(sub.session_id, exc.code, str(exc))
+    finally:
+        await sub.close()
 
 
 def _wants_sse(request: Request[Any, Any, Any]) -> bool:
@@ -70,47 +102,32 @@ class AgentsController(Controller):
         )
         headers = {"X-Turn-Id": turn_id}
         if _wants_sse(request):
-
-            async def stream() -> AsyncIterator[ServerSentEventMessage]:
-                try:
-                    async for ev in service.turn_events(feed, turn_id):
-                        yield _sse(ev)
-                finally:
-                    await feed.close()
-
-            return ServerSentEvent(stream(), headers={**SSE_HEADERS, **headers})
-        summary = await service.collect_turn(feed, turn_id, services.settings.chat_timeout)
+            return EventStream(_turn_frames(feed, turn_id), headers=headers)
+        try:
+            summary = await service.collect_turn(feed, turn_id, services.settings.chat_timeout)
+        except FeedClosed as exc:
+            raise Unavailable(f"the turn's events stopped: {exc}", turn_id=turn_id) from exc
         return Response(summary, headers=headers)
 
     @get("/{session_id:str}/events", summary="The session's event stream (SSE, resumable)")
     async def events(
         self, request: Request[Any, Any, Any], session_id: FromPath[str], services: ServicesDep
-    ) -> ServerSentEvent:
-        """Every event from the start, or after `Last-Event-ID`; live until the session stops."""
+    ) -> EventStream:
+        """Every event from the start, or after `Last-Event-ID`; live until the session stops.
+
+        Each event's `id` is its stream sequence. 503 with `Retry-After` when this API process
+        is at its limit of streams; a client too slow to keep up gets an `error` event
+        (`slow_consumer`) and the stream ends: reconnect with `Last-Event-ID`.
+        """
         record = await authorize(request, services, session_id)
         after = _last_event_id(request)
-        terminal = record.status in ("stopped", "failed")
-        end_seq = await last_seq(services.js, session_id) if terminal else 0
-        feed = await EventFeed(
-            services.js, session_id, after_seq=after, keepalive=services.settings.sse_keepalive
-        ).open()
-
-        async def stream() -> AsyncIterator[ServerSentEventMessage]:
-            try:
-                if terminal and after >= end_seq:
-                    return
-                async for ev in feed.events():
-                    if ev is None and terminal:
-                        return
-                    yield _sse(ev)
-                    if ev is not None and (
-                        ev.type == "session.stopped" or (terminal and ev.seq >= end_seq)
-                    ):
-                        return
-            finally:
-                await feed.close()
-
-        return ServerSentEvent(stream(), headers=SSE_HEADERS)
+        end_seq: int | None = None
+        if record.status in ("stopped", "failed"):
+            end_seq = await last_seq(services.js, session_id)
+            if after >= end_seq:
+                return EventStream([])  # nothing more will ever come
+        sub = await service.follow(services, session_id, after=after)
+        return EventStream(_session_frames(sub, end_seq=end_seq))
 
     @get("/{session_id:str}/history", summary="The conversation so far (JSON or Markdown)")
     async def history(

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 import structlog
 
+from api.agents.hub import HubFull, Subscription
 from api.agents.schemas import LaunchRequest
-from api.agents.streams import EventFeed, StreamedEvent
+from api.agents.streams import StreamedEvent
 from api.errors import (
     BadGateway,
     BadRequest,
@@ -193,9 +194,23 @@ def check_message(message: str) -> str:
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+async def follow(
+    services: Services, session_id: str, *, after: int | None, since: float | None = None
+) -> Subscription:
+    """This process's shared feed of a session's events (see ``api/agents/hub.py``).
+
+    ``after``: a stream sequence (0 for the whole history, None for only what comes next);
+    ``since`` (unix time) wins over it. 503 with ``Retry-After`` when a limit is reached.
+    """
+    try:
+        return await services.hub.subscribe(session_id, after=after, since=since)
+    except HubFull as exc:
+        raise Unavailable(str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
+
+
 async def send_chat(
     services: Services, record: SessionRecord, message: str, idempotency_key: str | None = None
-) -> tuple[EventFeed, str]:
+) -> tuple[Subscription, str]:
     """Publish a chat; return its turn id and a feed, opened before the publish, of what follows.
 
     With an ``Idempotency-Key``, a retried request (same key, within JetStream's duplicate
@@ -211,13 +226,7 @@ async def send_chat(
         digest = hashlib.sha256(f"{record.session_id}\0{idempotency_key}".encode()).hexdigest()
         turn_id = f"turn-{digest[:16]}"
         since = time.time() - DUPLICATE_WINDOW
-    feed = await EventFeed(
-        services.js,
-        record.session_id,
-        after_seq=None,
-        keepalive=services.settings.sse_keepalive,
-        since=since,
-    ).open()
+    feed = await follow(services, record.session_id, after=None, since=since)
     try:
         await services.js.publish(
             subjects.session_cmd(record.session_id, "chat"),
@@ -230,7 +239,7 @@ async def send_chat(
     return feed, turn_id
 
 
-async def turn_events(feed: EventFeed, turn_id: str) -> AsyncIterator[StreamedEvent | None]:
+async def turn_events(feed: Subscription, turn_id: str) -> AsyncIterator[StreamedEvent | None]:
     """The events of one turn, ending with its ``turn.completed`` (or the session's end)."""
     async for ev in feed.events():
         if ev is None:
@@ -245,7 +254,7 @@ async def turn_events(feed: EventFeed, turn_id: str) -> AsyncIterator[StreamedEv
             return
 
 
-async def collect_turn(feed: EventFeed, turn_id: str, timeout: float) -> dict[str, Any]:
+async def collect_turn(feed: Subscription, turn_id: str, timeout: float) -> dict[str, Any]:
     """Run a turn to its end and summarise it for a JSON client."""
     texts: list[str] = []
     tools: dict[str, dict[str, Any]] = {}

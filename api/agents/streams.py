@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -18,12 +20,37 @@ from broker.events import peek_event
 
 @dataclass(slots=True)
 class StreamedEvent:
-    """One stored event: its stream sequence (the SSE id), type, turn and raw JSON."""
+    """One stored event: its stream sequence (the SSE id), type, turn and raw JSON.
+
+    ``ts`` is when the stream stored it (unix seconds); ``pending`` how many of the session's
+    events the consumer that read it had still to deliver at that moment.
+    """
 
     seq: int
     type: str
     turn_id: str | None
     data: bytes
+    ts: float = 0.0
+    pending: int = 0
+
+
+def to_event(msg: Msg) -> StreamedEvent:
+    """A stored event from a JetStream message (an unreadable body gets type ``unknown``)."""
+    meta = msg.metadata
+    try:
+        head = peek_event(msg.data)
+        type_, turn_id = head.type, head.turn_id
+    except msgspec.DecodeError:
+        # Not ours to drop: subscribers still get the bytes, in order, with their id.
+        type_, turn_id = "unknown", None
+    return StreamedEvent(
+        seq=int(meta.sequence.stream),
+        type=type_,
+        turn_id=turn_id,
+        data=msg.data,
+        ts=meta.timestamp.timestamp(),
+        pending=int(meta.num_pending),
+    )
 
 
 async def last_seq(js: JetStreamContext, session_id: str) -> int:
@@ -33,6 +60,26 @@ async def last_seq(js: JetStreamContext, session_id: str) -> int:
     except NotFoundError:
         return 0
     return int(msg.seq or 0)
+
+
+def consumer_config(after_seq: int | None, since: float | None = None) -> ConsumerConfig:
+    """Where a consumer of one session's events starts.
+
+    ``since`` (unix time) wins; else ``after_seq``: None for only new events, 0 for all of them,
+    N for those after sequence N.
+    """
+    if since is not None:
+        return ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=datetime.fromtimestamp(since, UTC),
+        )
+    if after_seq is None:
+        return ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    if after_seq <= 0:
+        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    return ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1
+    )
 
 
 @dataclass(slots=True)
@@ -49,24 +96,11 @@ class EventFeed:
     _sub: object | None = None
 
     async def open(self) -> EventFeed:
-        if self.since is not None:
-            cfg = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_TIME,
-                opt_start_time=datetime.fromtimestamp(self.since, UTC),
-            )
-        elif self.after_seq is None:
-            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-        elif self.after_seq <= 0:
-            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        else:
-            cfg = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.after_seq + 1
-            )
         self._sub = await self.js.subscribe(
             subjects.events(self.session_id),
             stream=subjects.EVT_STREAM,
             ordered_consumer=True,
-            config=cfg,
+            config=consumer_config(self.after_seq, self.since),
             inactive_threshold=60.0,
         )
         return self
@@ -87,10 +121,4 @@ class EventFeed:
             except (TimeoutError, NatsTimeout):
                 yield None
                 continue
-            peek = peek_event(msg.data)
-            yield StreamedEvent(
-                seq=int(msg.metadata.sequence.stream),
-                type=peek.type,
-                turn_id=peek.turn_id,
-                data=msg.data,
-            )
+            yield to_event(msg)
