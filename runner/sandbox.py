@@ -153,7 +153,10 @@ def confine(
                 # The worker kept the headers; the gateway adds them on the way out.
                 servers[name] = {"type": spec["type"], "url": link.mcp_url(name, spec["url"])}
     changes: dict[str, Any] = {"env": env}
-    if servers:
+    # In-process (sdk) servers cannot go through a file; none of them holds a secret.
+    if servers and not any(
+        isinstance(s, dict) and s.get("type") == "sdk" for s in servers.values()
+    ):
         path = scratch / "mcp-config.json"
         tmp = scratch / "mcp-config.json.tmp"
         tmp.write_text(json.dumps({"mcpServers": servers}))
