@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +58,13 @@ class UpSettings(BaseSettings):
     shutdown_timeout: float = Field(
         25.0, gt=0, description="Seconds each process has to stop on SIGTERM before SIGKILL."
     )
+
+    @field_validator("nats_sync_interval")
+    @classmethod
+    def _sync_interval(cls, value: str) -> str:
+        if value and not re.fullmatch(r"always|\d+(ms|s|m|h)", value):
+            raise ValueError("use `always` or a duration such as 100ms, 1s, 2m")
+        return value
 
     @model_validator(mode="after")
     def _cluster_shape(self) -> UpSettings:

@@ -13,6 +13,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,17 +89,16 @@ def secret_key(s: UpSettings, state: Path) -> str:
     return path.read_text().strip()
 
 
-def nats_conf(s: UpSettings, state: Path) -> Path | None:
-    """A config file for what nats-server has no flag for (today: ``sync_interval``)."""
-    if not s.nats_sync_interval:
+def nats_conf(s: UpSettings, state: Path, extra: Sequence[str] = ()) -> Path | None:
+    """A config file for what nats-server has no flag for: ``sync_interval``, and ``extra``
+    lines (e.g. ``include "credentials/nats-auth.conf"``). None when there is nothing to say."""
+    lines = list(extra)
+    if s.nats_sync_interval:
+        lines.append(f"jetstream {{\n  sync_interval: {s.nats_sync_interval}\n}}")
+    if not lines:
         return None
-    if not re.fullmatch(r"always|\d+(ms|s|m|h)", s.nats_sync_interval):
-        raise ServiceError(
-            f"AGC_NATS_SYNC_INTERVAL={s.nats_sync_interval!r}: use `always` or a duration "
-            "such as 100ms, 1s, 2m"
-        )
     path = state / "nats.conf"
-    path.write_text(f"jetstream {{\n  sync_interval: {s.nats_sync_interval}\n}}\n")
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 

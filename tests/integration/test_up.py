@@ -176,3 +176,20 @@ def test_a_killed_up_takes_its_children_with_it(bare: Up) -> None:
         wait_until(lambda: again.health() in (200, 503), 60, "a new stack on the same state dir")
     finally:
         again.close()
+
+
+def test_sync_interval_reaches_every_nats_node_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    bad = Up.make(tmp_path, AGC_NATS_SYNC_INTERVAL="sometimes")
+    r = second_up(bad.env)
+    assert r.returncode == 2 and "invalid AGC_NATS_SYNC_INTERVAL" in r.stderr
+    assert "use `always` or a duration" in r.stderr
+    assert "Traceback" not in r.stderr and not (bad.state / "up.json").exists()
+    good = Up.make(tmp_path, "--workers", "0", AGC_NATS_SYNC_INTERVAL="always")
+    try:
+        good.start(healthy=False)
+        conf = good.state / "nats.conf"
+        assert "sync_interval: always" in conf.read_text()
+        log = (good.state / "logs" / "nats.log").read_text()
+        assert f"Using configuration file: {conf}" in log
+    finally:
+        good.close()
