@@ -131,6 +131,8 @@ def quick_start(tmp_path: Path) -> Iterator[Compose]:
         # agents on the stack's network reach the scripted model server's container
         AGC_AGENT_NETWORK=f"{project}_default",
         ANTHROPIC_BASE_URL=f"http://{project}-model:{MODEL_PORT}",
+        # the sandboxes' socket directories (a host path the worker shares), the run's own
+        AGC_RUN_DIR=str(tmp_path / "run"),
     )
     c = Compose(copy, env, compose_cli(), project, tmp_path / "compose.log")
     client = docker.from_env(timeout=60)
