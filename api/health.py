@@ -47,5 +47,11 @@ async def health(services: ServicesDep) -> Response[dict[str, Any]]:
             "ids": sorted(workers),
             "sessions": sum(int(w.get("sessions", 0)) for w in workers.values()),
         },
+        # The workers' warm pools (AGC_POOL_SIZE): slots ready now, slots they aim for.
+        "pool": {
+            "ready": sum(int(w.get("pool_ready", 0)) for w in workers.values()),
+            "size": sum(int(w.get("pool_size", 0)) for w in workers.values()),
+            "memory_bytes": sum(int(w.get("pool_memory_bytes", 0)) for w in workers.values()),
+        },
     }
     return Response(body, status_code=200 if ok else 503)

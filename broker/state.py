@@ -54,6 +54,10 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     # its runner holds: an adopting worker serves the sandbox again and checks the same token.
     sandbox: str = ""
     gateway_token_sha256: str = ""
+    # How the launch went: milliseconds from the worker taking the launch command to the
+    # runner's session.ready, and "warm" (a pool slot was bound) or "cold" (a new container).
+    launch_ms: int = 0
+    launch: str = ""
 
     def public(self) -> dict[str, Any]:
         """The fields a client may see: no sealed secrets, no key fingerprint."""
@@ -76,6 +80,8 @@ class SessionRecord(msgspec.Struct, kw_only=True):
             "cost_usd": round(self.cost_usd, 6),
             "limits": self.limits,
             "error": self.error or None,
+            "launch_ms": self.launch_ms or None,
+            "warm": self.launch == "warm" if self.launch else None,
         }
 
 
@@ -88,6 +94,7 @@ _INT_FIELDS = {
     "output_tokens",
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
+    "launch_ms",
 }
 _FLOAT_FIELDS = {"created_at", "last_active", "cost_usd", "stopped_at"}
 
