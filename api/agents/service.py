@@ -27,6 +27,7 @@ from api.errors import (
 from api.services import Services
 from broker import subjects
 from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
+from broker.pool import PoolStore, pool_key
 from broker.state import TERMINAL_STATUSES, SessionRecord
 from broker.streams import StreamSettings
 from configs.model import AgentConfig, is_core_env_var
@@ -91,9 +92,15 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
     if not await services.store.live_workers():
         raise Unavailable("no worker is running: start one with `agcluster worker`")
 
-    sid = f"conv-{uuid.uuid4().hex}"
-    agent_id = f"agent-{uuid.uuid4().hex[:12]}"
+    started = time.perf_counter()
     wire = config.to_wire()
+    # A warm slot of this very config, if a worker keeps one (workers/pool.py): the session
+    # takes the slot's pre-minted id, and the worker that launches it finds the slot by it.
+    slot = await PoolStore(services.redis, prefix=services.settings.redis_prefix).claim(
+        pool_key(wire)
+    )
+    sid = slot or f"conv-{uuid.uuid4().hex}"
+    agent_id = f"agent-{uuid.uuid4().hex[:12]}"
     sealer = services.sealer
     record = SessionRecord(
         session_id=sid,
@@ -139,8 +146,19 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
             error_code=out.code,
             session_id=sid,
         )
-    log.info("launched", session_id=sid, config_id=config.id)
-    return {"session_id": sid, "agent_id": agent_id, "config_id": config.id, "status": "running"}
+    launched = await services.store.get(sid)
+    launch_ms = round((time.perf_counter() - started) * 1000)
+    warm = launched is not None and launched.launch == "warm"
+    log.info("launched", session_id=sid, config_id=config.id, launch_ms=launch_ms, warm=warm)
+    return {
+        "session_id": sid,
+        "agent_id": agent_id,
+        "config_id": config.id,
+        "status": "running",
+        # From this request to the runner's session.ready, and whether a warm slot served it.
+        "launch_ms": launch_ms,
+        "warm": warm,
+    }
 
 
 async def _publish_and_await(
