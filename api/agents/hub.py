@@ -101,6 +101,8 @@ class EventHub:
         self._replays = asyncio.Semaphore(self.limits.max_replays)
         self._closed = False
         self._closing: set[asyncio.Task[None]] = set()
+        # One timer for every client's keep-alives (a timer per client wait costs more).
+        self._ticker: asyncio.Task[None] | None = None
 
     @property
     def clients(self) -> int:
@@ -127,6 +129,8 @@ class EventHub:
                 "(AGC_SSE_MAX_CLIENTS)",
                 lim.retry_after,
             )
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick())
         # Reserve the slot before any await, so concurrent arrivals cannot overshoot.
         self._clients += 1
         topic: _Topic | None = None
@@ -141,6 +145,13 @@ class EventHub:
             if topic is not None and not topic.subs:
                 topic.linger()
             raise
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.keepalive)
+            for topic in list(self._topics.values()):
+                for sub in list(topic.subs):
+                    sub.tick()
 
     async def _topic(self, sid: str) -> _Topic:
         topic = self._topics.get(sid)
@@ -182,6 +193,10 @@ class EventHub:
     async def close(self) -> None:
         """End every client's stream (they are told) and every topic's consumer."""
         self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
         topics = list(self._topics.values())
         self._topics.clear()
         for topic in topics:
@@ -325,6 +340,9 @@ class Subscription:
         self._queue: deque[StreamedEvent] = deque()
         self._limit = topic.hub.limits.client_queue
         self._wake = asyncio.Event()
+        # Keep-alives: set by the hub's ticker when nothing was sent since its last tick.
+        self._sent = False
+        self._keepalive_due = False
         self._error: FeedClosed | None = None
         self._closed = False
 
@@ -343,6 +361,12 @@ class Subscription:
         self._queue.append(ev)
         self._wake.set()
 
+    def tick(self) -> None:
+        if not self._sent:
+            self._keepalive_due = True
+            self._wake.set()
+        self._sent = False
+
     def fail(self, error: FeedClosed) -> None:
         """End this client's stream with ``error``; stop queueing for it at once."""
         if self._error is None:
@@ -353,7 +377,8 @@ class Subscription:
 
     # -- called by the client's response -------------------------------------------------
     async def batches(self) -> AsyncIterator[list[StreamedEvent]]:
-        """Yield the client's events in order, batched; an empty batch after a silence.
+        """Yield the client's events in order, batched; an empty batch after a silence of
+        one to two ``keepalive`` periods.
 
         Raises :class:`FeedClosed` when the stream must end (the client is to be told).
         """
@@ -364,21 +389,21 @@ class Subscription:
         for i in range(0, len(backlog), MAX_BATCH):
             if out := self._take(backlog[i : i + MAX_BATCH]):
                 yield out
-        keepalive = self.topic.hub.limits.keepalive
         while True:
             if self._error is not None:
                 raise self._error
             if self._queue:
                 n = min(len(self._queue), MAX_BATCH)
                 if out := self._take([self._queue.popleft() for _ in range(n)]):
+                    self._sent = True
                     yield out
                 continue
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(keepalive):
-                    await self._wake.wait()
-            except TimeoutError:
+            if self._keepalive_due:
+                self._keepalive_due = False
                 yield []
+                continue
+            self._wake.clear()
+            await self._wake.wait()
 
     async def events(self) -> AsyncIterator[StreamedEvent | None]:
         """Events one by one, ``None`` after each silence of ``keepalive`` seconds."""

@@ -22,8 +22,10 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 def frame(ev: StreamedEvent) -> bytes:
     """One event as an SSE frame: ``id`` is its stream sequence, ``event`` its type."""
-    lines = b"".join(b"data: " + part + b"\n" for part in _LINE_BREAK.split(ev.data))
-    return b"id: %d\nevent: %s\n%s\n" % (ev.seq, ev.type.encode(), lines)
+    if not ev.frame:
+        lines = b"".join(b"data: " + part + b"\n" for part in _LINE_BREAK.split(ev.data))
+        ev.frame = b"id: %d\nevent: %s\n%s\n" % (ev.seq, ev.type.encode(), lines)
+    return ev.frame
 
 
 def error_frame(session_id: str, code: str, message: str) -> bytes:

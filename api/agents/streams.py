@@ -32,6 +32,8 @@ class StreamedEvent:
     data: bytes
     ts: float = 0.0
     pending: int = 0
+    # Its SSE frame, made once however many clients it goes to (api/agents/sse.py).
+    frame: bytes = b""
 
 
 def to_event(msg: Msg) -> StreamedEvent:

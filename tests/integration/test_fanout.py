@@ -47,14 +47,16 @@ def settings(
     nats_server: Service, redis_server: Service, tmp_path: Path, secret_key: str
 ) -> Settings:
     def make(**overrides: Any) -> ApiSettings:
-        return ApiSettings(
-            nats_url=nats_server.url,
-            redis_url=redis_server.url,
-            secret_key=secret_key,  # type: ignore[arg-type]
-            config_dir=tmp_path / "configs",
-            web_dir=tmp_path / "no-web",
-            **overrides,
-        )
+        values: dict[str, Any] = {
+            "nats_url": nats_server.url,
+            "redis_url": redis_server.url,
+            "secret_key": secret_key,
+            "config_dir": tmp_path / "configs",
+            "web_dir": tmp_path / "no-web",
+            # Every viewer of a session holds its key: lift the per-key stream quota.
+            "max_streams_per_key": 1000,
+        }
+        return ApiSettings(**{**values, **overrides})
 
     return make
 

@@ -34,9 +34,12 @@ class ServedApi:
 
 
 @asynccontextmanager
-async def serve_api(settings: ApiSettings) -> AsyncIterator[ServedApi]:
-    """Serve ``create_app(settings)`` until the block ends (open streams are cut at exit)."""
-    port = free_port()
+async def serve_api(settings: ApiSettings, port: int = 0) -> AsyncIterator[ServedApi]:
+    """Serve ``create_app(settings)`` until the block ends (open streams are cut at exit).
+
+    ``port``: 0 for a free one; the same port again to play an API restart.
+    """
+    port = port or free_port()
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(

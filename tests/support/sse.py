@@ -24,12 +24,19 @@ class Sse:
     data: dict[str, Any]
     # The stream's last event id at dispatch (what EventSource reports as ``lastEventId``).
     last_id: str = ""
+    # The data as sent (``data`` is left empty when the decoder was told not to parse it).
+    text: str = ""
 
 
 @dataclass
 class SseDecoder:
-    """Feed it lines; it returns an :class:`Sse` whenever a blank line completes one."""
+    """Feed it lines; it returns an :class:`Sse` whenever a blank line completes one.
 
+    ``parse=False`` leaves each event's JSON unparsed (in ``text``): for clients that must stay
+    cheap, like the fan-out benchmark's thousand.
+    """
+
+    parse: bool = True
     last_id: str = ""
     retry_ms: int | None = None
     _id: int | None = None
@@ -64,10 +71,11 @@ class SseDecoder:
         self._data, self._event, self._id = [], "", None
         if not data:
             return None
-        return Sse(own_id, event, json.loads("\n".join(data)), self.last_id)
+        text = "\n".join(data)
+        return Sse(own_id, event, json.loads(text) if self.parse else {}, self.last_id, text)
 
 
-class _Lines:
+class LineSplitter:
     """Split text into lines on LF, CRLF or CR, whatever the chunk boundaries."""
 
     def __init__(self) -> None:
@@ -87,7 +95,7 @@ class _Lines:
 
 def iter_sse(response: httpx.Response, decoder: SseDecoder | None = None) -> Iterator[Sse]:
     """Yield each event (comments and keep-alives skipped) as the response streams."""
-    dec, lines = decoder or SseDecoder(), _Lines()
+    dec, lines = decoder or SseDecoder(), LineSplitter()
     for chunk in response.iter_text():
         for line in lines.feed(chunk):
             if (ev := dec.line(line)) is not None:
@@ -98,7 +106,7 @@ async def aiter_sse(
     response: httpx.Response, decoder: SseDecoder | None = None
 ) -> AsyncIterator[Sse]:
     """Like :func:`iter_sse`, for an ``httpx.AsyncClient`` response."""
-    dec, lines = decoder or SseDecoder(), _Lines()
+    dec, lines = decoder or SseDecoder(), LineSplitter()
     async for chunk in response.aiter_text():
         for line in lines.feed(chunk):
             if (ev := dec.line(line)) is not None:
