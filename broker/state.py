@@ -6,7 +6,8 @@ Keys (all under one prefix, ``agc`` by default):
 - ``{p}:sessions`` set of every session id; ``{p}:sessions:key:{key_hash}`` the ids launched
   with one API key; ``{p}:sessions:worker:{wid}`` the ids a worker owns.
 - ``{p}:worker:{wid}`` a liveness key with a TTL, refreshed by the worker's heartbeat;
-  ``{p}:workers`` the set of worker ids ever seen (pruned by whoever notices a dead one).
+  ``{p}:workers`` the set of worker ids ever seen (pruned by whoever notices a dead one);
+  ``{p}:worker:{wid}:dead`` when (Redis time) a dead worker was first seen dead.
 
 Only sealed secrets and keyed fingerprints are stored, never a key in the clear.
 """
@@ -21,6 +22,11 @@ import msgspec
 from redis.asyncio import Redis
 
 TERMINAL_STATUSES = frozenset({"stopped", "failed"})
+# The error the API records on a launch it answered with an error (e.g. 504): the session must
+# never run, even if a worker had already taken its command (see launch_cancelled).
+LAUNCH_CANCELLED = "launch cancelled"
+# How long the mark of a dead worker (:meth:`SessionStore.dead_for`) outlives its last check.
+DEAD_MARK_TTL = 86_400
 
 
 class SessionRecord(msgspec.Struct, kw_only=True):
@@ -83,6 +89,12 @@ class SessionRecord(msgspec.Struct, kw_only=True):
             "launch_ms": self.launch_ms or None,
             "warm": self.launch == "warm" if self.launch else None,
         }
+
+
+def launch_cancelled(record: SessionRecord) -> bool:
+    """Whether the API cancelled this session's launch (a worker's later "running" does not
+    undo that: it only overwrites the status, never the error)."""
+    return record.status in TERMINAL_STATUSES or record.error.startswith(LAUNCH_CANCELLED)
 
 
 _FIELDS = SessionRecord.__struct_fields__
@@ -307,7 +319,55 @@ class SessionStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self._k("worker", worker_id), _json.encode(info), px=int(ttl * 1000))
         pipe.sadd(self._k("workers"), worker_id)
+        # Alive again: whoever saw it dead starts counting afresh next time.
+        pipe.delete(self._k("worker", worker_id, "dead"))
         await pipe.execute()
+
+    async def dead_for(self, worker_id: str) -> float:
+        """Seconds since a dead worker was first seen dead (0.0 for the first to see it).
+
+        Measured on Redis's clock, so the hosts' clocks do not matter; the worker's next
+        heartbeat (if it ever comes back) clears the mark.
+        """
+        script = (
+            "local t = redis.call('TIME') "
+            "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
+            "local since = redis.call('GET', KEYS[1]) "
+            "if not since then "
+            "redis.call('SET', KEYS[1], tostring(now), 'EX', ARGV[1]) return '0' end "
+            "return tostring(now - tonumber(since))"
+        )
+        out = await self.redis.eval(script, 1, self._k("worker", worker_id, "dead"), DEAD_MARK_TTL)
+        return float(_s(out))
+
+    async def end_lost(self, session_id: str, worker_id: str, error: str) -> str | None:
+        """End a session of a lost worker, atomically and once; return the status it had.
+
+        Only while ``worker_id`` still owns it and it is neither over nor being launched (a
+        launch is redelivered to another worker): then it becomes ``failed`` (``stopped`` if
+        it was being stopped) and leaves the worker's index. None when there was nothing to do.
+        """
+        script = (
+            "if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end "
+            "local st = redis.call('HGET', KEYS[1], 'status') "
+            "if st == 'stopped' or st == 'failed' or st == 'starting' then return false end "
+            "local final = 'failed' if st == 'stopping' then final = 'stopped' end "
+            "redis.call('HSET', KEYS[1], 'status', final, 'error', ARGV[2], "
+            "'stopped_at', ARGV[3]) "
+            "redis.call('SREM', KEYS[2], ARGV[4]) "
+            "return st"
+        )
+        out = await self.redis.eval(
+            script,
+            2,
+            self._k("session", session_id),
+            self._k("sessions", "worker", worker_id),
+            worker_id,
+            error,
+            str(time.time()),
+            session_id,
+        )
+        return None if out is None else _s(out)
 
     async def worker_gone(self, worker_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from redis.asyncio import Redis
 
@@ -72,8 +73,44 @@ async def test_worker_liveness_expires(redis: Redis) -> None:
     await store.heartbeat("w1", {"sessions": 2}, ttl=0.3)
     await store.heartbeat("w2", {"sessions": 0}, ttl=30)
     assert set(await store.live_workers()) == {"w1", "w2"}
-    await asyncio.sleep(0.5)
+    # Redis expires the key on its own clock: wait for that, however slow this machine is.
+    async with asyncio.timeout(10):
+        while await store.is_alive("w1"):
+            await asyncio.sleep(0.05)
     assert set(await store.live_workers()) == {"w2"}
     assert not await store.is_alive("w1")
     await store.worker_gone("w2")
     assert await store.live_workers() == {}
+
+
+async def test_a_lost_workers_sessions_end_once_on_redis_time(redis: Redis) -> None:
+    store = SessionStore(redis, prefix="t5")
+    t0 = time.monotonic()
+    assert await store.dead_for("w1") == 0.0  # the first to see it dead starts the count
+    async with asyncio.timeout(10):
+        while (dead := await store.dead_for("w1")) < 0.2:
+            await asyncio.sleep(0.05)
+    assert 0.2 <= dead <= time.monotonic() - t0 + 0.01
+    await store.heartbeat("w1", {}, ttl=5)  # back alive: the count starts over
+    assert await store.dead_for("w1") == 0.0
+
+    for sid, status in (("conv-aaaa0001", "idle"), ("conv-aaaa0002", "stopping")):
+        await store.create(
+            SessionRecord(session_id=sid, agent_id="a", config_id="c", status=status)
+        )
+        await store.set_owner(sid, "w1")
+    await store.create(
+        SessionRecord(session_id="conv-aaaa0003", agent_id="a", config_id="c", status="starting")
+    )
+    await store.set_owner("conv-aaaa0003", "w1")
+    assert await store.end_lost("conv-aaaa0001", "w2", "x") is None  # not w2's
+    outcomes = await asyncio.gather(
+        *(store.end_lost("conv-aaaa0001", "w1", "gone") for _ in range(3))
+    )
+    assert sorted(outcomes, key=str) == [None, None, "idle"]  # exactly one caller ends it
+    assert await store.end_lost("conv-aaaa0002", "w1", "gone") == "stopping"
+    assert await store.end_lost("conv-aaaa0003", "w1", "gone") is None  # a launch in flight
+    one, two = await store.get_many(["conv-aaaa0001", "conv-aaaa0002"])
+    assert (one.status, one.error, two.status) == ("failed", "gone", "stopped")
+    assert one.stopped_at > 0
+    assert await store.owned_by("w1") == ["conv-aaaa0003"]

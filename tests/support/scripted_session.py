@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 
 from broker import subjects
@@ -99,21 +100,23 @@ async def publish(js: JetStreamContext, events: Sequence[Event]) -> list[int]:
 
 
 async def stored_seqs(js: JetStreamContext, sid: str) -> list[int]:
-    """Every stored event sequence of a session, oldest first (the ground truth)."""
+    """Every stored event sequence of a session, oldest first (the ground truth).
+
+    Read message by message with "next by subject" gets: no consumer, so it works even when
+    the stream has as many consumers as the server allows.
+    """
     out: list[int] = []
-    sub = await js.subscribe(
-        subjects.events(sid), stream=subjects.EVT_STREAM, ordered_consumer=True
-    )
-    try:
-        while True:
-            msg = await sub.next_msg(timeout=5.0)
-            out.append(int(msg.metadata.sequence.stream))
-            if msg.metadata.num_pending == 0:
-                return out
-    except TimeoutError:
-        return out
-    finally:
-        await sub.unsubscribe()
+    while True:
+        try:
+            msg = await js.get_msg(
+                subjects.EVT_STREAM,
+                seq=(out[-1] if out else 0) + 1,
+                subject=subjects.events(sid),
+                next=True,
+            )
+        except NotFoundError:
+            return out
+        out.append(int(msg.seq or 0))
 
 
 @asynccontextmanager
