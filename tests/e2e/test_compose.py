@@ -14,6 +14,7 @@ test made (containers, volumes, networks, images) is removed afterwards.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ class Compose:
     cli: list[str]
     project: str
     log: Path
+    # -f files of the running stack (none: the default docker-compose.yml)
+    files: list[str] = field(default_factory=list)
 
     def run(self, *args: str, timeout: float = 900) -> str:
         """Run a command in the copy like a user's shell would; its output goes to the log."""
@@ -99,7 +102,8 @@ class Compose:
         return self.tail()
 
     def compose(self, *args: str, timeout: float = 900) -> str:
-        return self.run(*self.cli, *args, timeout=timeout)
+        files = [a for f in self.files for a in ("-f", f)]
+        return self.run(*self.cli, *files, *args, timeout=timeout)
 
     def tail(self, n: int = 8000) -> str:
         return self.log.read_text(errors="replace")[-n:]
@@ -115,11 +119,13 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture
-def quick_start(tmp_path: Path) -> Iterator[Compose]:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
+    """A copy of the tree after the README's first two commands; its images removed at the end."""
+    tmp = tmp_path_factory.mktemp("compose")
     tag = uuid.uuid4().hex[:8]
     project = f"agc-test-{tag}"
-    copy = tmp_path / "agcluster"
+    copy = tmp / "agcluster"
     copy_tree(copy)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGC_", "ANTHROPIC_", "COMPOSE_"))}  # fmt: skip
     env.update(
@@ -132,20 +138,35 @@ def quick_start(tmp_path: Path) -> Iterator[Compose]:
         AGC_AGENT_NETWORK=f"{project}_default",
         ANTHROPIC_BASE_URL=f"http://{project}-model:{MODEL_PORT}",
         # the sandboxes' socket directories (a host path the worker shares), the run's own
-        AGC_RUN_DIR=str(tmp_path / "run"),
+        AGC_RUN_DIR=str(tmp / "run"),
     )
-    c = Compose(copy, env, compose_cli(), project, tmp_path / "compose.log")
+    c = Compose(copy, env, compose_cli(), project, tmp / "compose.log")
     client = docker.from_env(timeout=60)
     dangling = {i.id for i in client.images.list(filters={"dangling": True})}
     try:
+        c.run("cp", ".env.example", ".env")
+        t0 = time.monotonic()
+        c.compose("build")
+        print(f"compose build: {time.monotonic() - t0:.0f} s")
         yield c
     finally:
-        teardown(c, client, dangling)
-        print(c.tail(3000))
+        remove_images(c, client, dangling)
 
 
-def teardown(c: Compose, client: docker.DockerClient, dangling_before: set[str]) -> None:
-    """Remove what the run made: the model server, agent containers, the stack, its images."""
+@pytest.fixture
+def compose(built: Compose) -> Iterator[Compose]:
+    """The built copy; whatever stack a test brings up is taken down after it."""
+    client = docker.from_env(timeout=60)
+    try:
+        yield built
+    finally:
+        take_down(built, client)
+        print(built.tail(3000))
+        built.files = []
+
+
+def take_down(c: Compose, client: docker.DockerClient) -> None:
+    """Remove the model server, the stack's agent containers, and the stack with its volumes."""
     with contextlib.suppress(docker.errors.NotFound):
         client.containers.get(f"{c.project}-model").remove(force=True)
     # sessions outlive their workers by design, so `down` leaves agent containers behind
@@ -155,20 +176,67 @@ def teardown(c: Compose, client: docker.DockerClient, dangling_before: set[str])
         for vol in (f"agc-ws-{sid}", f"agc-home-{sid}"):
             with contextlib.suppress(docker.errors.NotFound):
                 client.volumes.get(vol).remove(force=True)
-    with contextlib.suppress(AssertionError):
-        c.compose("down", "--volumes", "--rmi", "all", "--remove-orphans", timeout=300)
-    # the build stages' leftovers (the venv stages): dangling once the tagged images are gone
+    c.compose("down", "--volumes", "--remove-orphans", timeout=300)
+    label = {"label": f"com.docker.compose.project={c.project}"}
+    left = [
+        *(x.name for x in client.containers.list(all=True, filters=label)),
+        *(v.name for v in client.volumes.list(filters=label)),
+        *(n.name for n in client.networks.list(names=[f"{c.project}_default"])),
+    ]
+    assert not left, f"left behind: {left}"
+
+
+def remove_images(c: Compose, client: docker.DockerClient, dangling_before: set[str]) -> None:
+    """Remove the images the build made and its stages' leftovers (dangling once untagged)."""
+    for name in (c.env["AGC_PLATFORM_IMAGE"], c.env["AGC_AGENT_IMAGE"]):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(name, force=True)
     for image in client.images.list(filters={"dangling": True}):
         if image.id not in dangling_before:
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(image.id, force=True)
-    left = [
-        *(x.name for x in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={c.project}"})),
-        *(v.name for v in client.volumes.list(filters={"label": f"com.docker.compose.project={c.project}"})),
-        *(n.name for n in client.networks.list(names=[f"{c.project}_default"])),
-        *(t for i in client.images.list() for t in i.tags if t.endswith(c.project.removeprefix("agc-"))),
-    ]  # fmt: skip
-    assert not left, f"left behind: {left}"
+    tags = [t for i in client.images.list() for t in i.tags if c.project.removeprefix("agc-") in t]
+    assert not tags, f"images left behind: {tags}"
+
+
+def start_model_server(c: Compose, client: docker.DockerClient) -> None:
+    """The scripted model server, on the network `up` created (test-owned, no loopback)."""
+    client.containers.run(
+        c.env["AGC_PLATFORM_IMAGE"],
+        ["python3", "-m", "tests.modelserver", "--host", "0.0.0.0", "--port", str(MODEL_PORT)],
+        entrypoint=[], name=f"{c.project}-model", network=f"{c.project}_default", detach=True,
+        environment={"PYTHONPATH": "/src"},
+        volumes={str(c.dir / "tests"): {"bind": "/src/tests", "mode": "ro"}},
+    )  # fmt: skip
+
+
+def healthy(base: str) -> Callable[[], dict[str, Any] | None]:
+    def check() -> dict[str, Any] | None:
+        r = httpx.get(f"{base}/health", timeout=5)
+        body: dict[str, Any] = r.json()
+        return body if r.status_code == 200 and body["workers"]["alive"] >= 1 else None
+
+    return check
+
+
+def launch_and_chat(c: Compose, base: str, message: str) -> tuple[str, dict[str, str]]:
+    """Launch a code-assistant and chat once; the session id and its auth header."""
+    api_key = f"sk-test-{uuid.uuid4().hex}"
+    auth = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=base, timeout=180) as http:
+        r = http.post(
+            "/api/agents/launch", json={"api_key": api_key, "config_id": "code-assistant"}
+        )
+        assert r.status_code == 200, f"{r.status_code} {r.text}\n{c.tail()}"
+        sid = str(r.json()["session_id"])
+        chat(base, sid, auth, message)
+    return sid, auth
+
+
+def chat(base: str, sid: str, auth: dict[str, str], message: str) -> None:
+    with httpx.Client(base_url=base, timeout=180) as http:
+        r = http.post(f"/api/agents/{sid}/chat", json={"message": message}, headers=auth)
+    assert r.status_code == 200 and r.json()["text"] == f"Echo: {message}", r.text
 
 
 def main_pid(client: docker.DockerClient, container: str) -> int:
@@ -179,35 +247,37 @@ def main_pid(client: docker.DockerClient, container: str) -> int:
     return int(next(p for p in procs if p["PPID"] == tini["PID"])["PID"])
 
 
-def test_quick_start_builds_runs_and_keeps_itself_up(quick_start: Compose) -> None:
-    c = quick_start
-    port = c.env["AGC_API_PORT"]
-    base = f"http://127.0.0.1:{port}"
+def services(client: docker.DockerClient, project: str) -> dict[str, list[Any]]:
+    """The stack's running containers by compose service."""
+    found: dict[str, list[Any]] = {}
+    label = {"label": f"com.docker.compose.project={project}"}
+    for ctr in client.containers.list(filters=label):
+        found.setdefault(ctr.labels["com.docker.compose.service"], []).append(ctr)
+    return found
+
+
+def kill_and_wait_for_restart(client: docker.DockerClient, victims: list[Any]) -> None:
+    """SIGKILL each container's service process; wait for Docker's restart policy."""
+    restarts = {v.name: v.attrs["RestartCount"] for v in victims}
+    for v in victims:
+        os.kill(main_pid(client, v.id), signal.SIGKILL)
+
+    def restarted(v: Any) -> bool:
+        v.reload()
+        return bool(v.attrs["RestartCount"] > restarts[v.name] and v.attrs["State"]["Running"])
+
+    for v in victims:
+        wait_until(lambda v=v: restarted(v), 120, f"{v.name} restarted by its policy")
+
+
+def test_quick_start_builds_runs_and_keeps_itself_up(compose: Compose) -> None:
+    """cp .env.example .env; build (fixture); up -d; /health; logs -f api; an agent; crashes."""
+    c = compose
+    base = f"http://127.0.0.1:{c.env['AGC_API_PORT']}"
     client = docker.from_env(timeout=60)
-
-    # -- the three commands of the README --------------------------------------------------
-    c.run("cp", ".env.example", ".env")
-    t0 = time.monotonic()
-    c.compose("build")
-    print(f"compose build: {time.monotonic() - t0:.0f} s")
     c.compose("up", "-d")
-
-    # the scripted model server, on the network `up` created (loopback-free, test-owned)
-    network = f"{c.project}_default"
-    tests_dir = c.dir / "tests"
-    client.containers.run(
-        c.env["AGC_PLATFORM_IMAGE"],
-        ["python3", "-m", "tests.modelserver", "--host", "0.0.0.0", "--port", str(MODEL_PORT)],
-        entrypoint=[], name=f"{c.project}-model", network=network, detach=True,
-        environment={"PYTHONPATH": "/src"}, volumes={str(tests_dir): {"bind": "/src/tests", "mode": "ro"}},
-    )  # fmt: skip
-
-    def health() -> dict[str, Any] | None:
-        r = httpx.get(f"{base}/health", timeout=5)
-        body: dict[str, Any] = r.json()
-        return body if r.status_code == 200 and body["workers"]["alive"] >= 1 else None
-
-    body = wait_until(health, 180, f"/health 200 with a worker\n{c.tail()}")
+    start_model_server(c, client)
+    body = wait_until(healthy(base), 180, f"/health 200 with a worker\n{c.tail()}")
     assert body["nats"]["ok"] and body["redis"]["ok"]
     assert httpx.get(f"{base}/", timeout=5).status_code == 200  # the dashboard
 
@@ -227,10 +297,7 @@ def test_quick_start_builds_runs_and_keeps_itself_up(quick_start: Compose) -> No
     assert seen and "api" in seen[-1], "".join(seen)
 
     # -- every long-running service has a restart policy and a health check -----------------
-    services = client.containers.list(filters={"label": f"com.docker.compose.project={c.project}"})
-    by_service: dict[str, list[Any]] = {}
-    for ctr in services:
-        by_service.setdefault(ctr.labels["com.docker.compose.service"], []).append(ctr)
+    by_service = services(client, c.project)
     assert {"nats", "redis", "api", "worker"} <= set(by_service), by_service
     for name in ("nats", "redis", "api", "worker"):
         for ctr in by_service[name]:
@@ -241,35 +308,53 @@ def test_quick_start_builds_runs_and_keeps_itself_up(quick_start: Compose) -> No
                 120, f"{ctr.name} healthy",
             )  # fmt: skip
 
-    # -- an agent, launched and answering ---------------------------------------------------
-    api_key = f"sk-test-{uuid.uuid4().hex}"
-    auth = {"Authorization": f"Bearer {api_key}"}
-    with httpx.Client(base_url=base, timeout=180) as http:
-        r = http.post(
-            "/api/agents/launch", json={"api_key": api_key, "config_id": "code-assistant"}
-        )
-        assert r.status_code == 200, f"{r.status_code} {r.text}\n{c.tail()}"
-        sid = r.json()["session_id"]
-        agent = client.containers.get(f"agc-{sid}")
-        assert agent.image.tags == [c.env["AGC_AGENT_IMAGE"]]
-        assert agent.labels["agc.cluster"] == c.project
-        r = http.post(f"/api/agents/{sid}/chat", json={"message": "hello compose"}, headers=auth)
-        assert r.status_code == 200 and r.json()["text"] == "Echo: hello compose", r.text
+    # -- an agent, launched from the image the build made, answering ------------------------
+    sid, auth = launch_and_chat(c, base, "hello compose")
+    agent = client.containers.get(f"agc-{sid}")
+    assert agent.image.tags == [c.env["AGC_AGENT_IMAGE"]]
+    assert agent.labels["agc.cluster"] == c.project
 
     # -- the restart policies keep it up: SIGKILL the worker, API and NATS processes ---------
-    victims = [by_service["worker"][0], by_service["api"][0], by_service["nats"][0]]
-    restarts = {v.name: v.attrs["RestartCount"] for v in victims}
-    for v in victims:
-        os.kill(main_pid(client, v.id), signal.SIGKILL)
+    kill_and_wait_for_restart(
+        client, [by_service["worker"][0], by_service["api"][0], by_service["nats"][0]]
+    )
+    wait_until(healthy(base), 180, "/health 200 with a worker after the crashes")
+    chat(base, sid, auth, "still there")
+    with httpx.Client(base_url=base, timeout=60) as http:
+        assert http.delete(f"/api/agents/sessions/{sid}", headers=auth).status_code in (200, 204)
 
-    def restarted(v: Any) -> bool:
-        v.reload()
-        return bool(v.attrs["RestartCount"] > restarts[v.name] and v.attrs["State"]["Running"])
 
-    for v in victims:
-        wait_until(lambda v=v: restarted(v), 120, f"{v.name} restarted by its policy")
-    wait_until(health, 180, "/health 200 with a worker after the crashes")
-    with httpx.Client(base_url=base, timeout=180) as http:
-        r = http.post(f"/api/agents/{sid}/chat", json={"message": "still there"}, headers=auth)
-        assert r.status_code == 200 and r.json()["text"] == "Echo: still there", r.text
+def test_nats_cluster_overlay_replicates_and_survives_a_node(compose: Compose) -> None:
+    """docker-compose.nats-cluster.yml: three JetStream nodes, streams at three replicas."""
+    c = compose
+    c.files = ["docker-compose.yml", "docker-compose.nats-cluster.yml"]
+    base = f"http://127.0.0.1:{c.env['AGC_API_PORT']}"
+    client = docker.from_env(timeout=60)
+    c.compose("up", "-d")
+    start_model_server(c, client)
+    wait_until(healthy(base), 240, f"/health 200 with a worker\n{c.tail()}")
+    by_service = services(client, c.project)
+    assert {"nats", "nats-2", "nats-3"} <= set(by_service), by_service
+    sid, auth = launch_and_chat(c, base, "hello cluster")
+
+    def streams() -> dict[str, Any]:
+        code, out = by_service["nats"][0].exec_run(
+            ["python3", "-c", "import urllib.request; print(urllib.request.urlopen("
+             "'http://127.0.0.1:8222/jsz?streams=true&config=true', timeout=5).read().decode())"]
+        )  # fmt: skip
+        assert code == 0, out
+        details = json.loads(out)["account_details"]
+        return {s["name"]: s for a in details for s in a.get("stream_detail", [])}
+
+    found = wait_until(
+        lambda: {"AGC_CMD", "AGC_EVT"} <= set(streams()) and streams(), 60, "streams"
+    )
+    for name in ("AGC_CMD", "AGC_EVT"):
+        assert found[name]["config"]["num_replicas"] == 3, found[name]["config"]
+    # one node down: the other two keep the streams readable and writable
+    node = by_service["nats"][0]
+    node.stop(timeout=10)
+    chat(base, sid, auth, "one node is down")
+    node.start()
+    with httpx.Client(base_url=base, timeout=60) as http:
         assert http.delete(f"/api/agents/sessions/{sid}", headers=auth).status_code in (200, 204)
