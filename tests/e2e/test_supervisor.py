@@ -64,7 +64,7 @@ def kill_mid_turn(up: Up, victim: str, model: ModelServer) -> tuple[Follower, Ch
     assert [(e.id, e.event) for e in mine] == [(e.id, e.event) for e in stored]
     streamed = "".join(e.data["text"] for e in mine if e.event == "text.delta")
     full = [e.data["text"] for e in mine if e.event == "message"]
-    assert streamed == WORDS and full == [WORDS]
+    assert streamed == WORDS and full == [WORDS], (streamed, full, [e.event for e in mine])
     assert [e.event for e in mine].count("turn.completed") == 1
     assert mine[-1].data["is_error"] is False
     # Counted, logged, and the session still answers.

@@ -1,7 +1,8 @@
 """Client-side helpers for turns on a running stack: follow, chat, replay (``tests/support/up.py``).
 
-What a client does, with the clients users have: follow ``/events`` resuming with
-``Last-Event-ID``, chat as SSE, and read a turn back as JetStream stored it.
+What a client does, with the clients users have (httpx-sse, which also insists on
+``text/event-stream``): follow ``/events`` resuming with ``Last-Event-ID``, chat as SSE, and
+read a turn back as JetStream stored it (with the project's own parser).
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ import threading
 import time
 
 import httpx
+from httpx_sse import ServerSentEvent, SSEError, connect_sse
 
 from tests.support.sse import Sse, iter_sse
 from tests.support.up import Up
 
 # A turn that streams for about four seconds (30 deltas 0.12 s apart) with the script below.
 WORDS = " ".join(f"w{i:02d}" for i in range(30))
+
+
+def _event(raw: ServerSentEvent) -> Sse:
+    return Sse(int(raw.id) if raw.id else None, raw.event, raw.json(), raw.id)
 
 
 class Follower:
@@ -34,20 +40,22 @@ class Follower:
             try:
                 with (
                     httpx.Client(base_url=self.up.base_url, timeout=30) as c,
-                    c.stream(
+                    connect_sse(
+                        c,
                         "GET",
                         f"/api/agents/{self.sid}/events",
                         headers={"Authorization": f"Bearer {self.key}", **headers},
-                    ) as r,
+                    ) as source,
                 ):
-                    if r.status_code == 200:
-                        for ev in iter_sse(r):
+                    if source.response.status_code == 200:
+                        for raw in source.iter_sse():
+                            ev = _event(raw)
                             self.events.append(ev)
                             self.last = ev.id
                             if ev.event == "turn.completed":
                                 self.done.set()
                                 return
-            except (httpx.HTTPError, OSError, ValueError, KeyError):
+            except (httpx.HTTPError, OSError, ValueError, KeyError, SSEError):
                 pass  # cut mid-event, or refused while the API restarts: resume
             self.reconnects += 1
             time.sleep(0.2)
@@ -67,16 +75,17 @@ class ChatStream:
         try:
             with (
                 httpx.Client(base_url=base, timeout=120) as c,
-                c.stream(
+                connect_sse(
+                    c,
                     "POST",
                     f"/api/agents/{sid}/chat",
                     json={"message": message},
-                    headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"},
-                ) as r,
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as source,
             ):
-                for ev in iter_sse(r):
-                    self.events.append(ev)
-        except (httpx.HTTPError, OSError, ValueError) as exc:
+                for raw in source.iter_sse():
+                    self.events.append(_event(raw))
+        except (httpx.HTTPError, OSError, ValueError, SSEError) as exc:
             self.error = exc
         finally:
             self.finished.set()
