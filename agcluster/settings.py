@@ -24,6 +24,9 @@ class UpSettings(BaseSettings):
         6379, ge=0, le=65535, description="Redis TCP port; 0 serves a unix socket only."
     )
     workers: int = Field(1, ge=0, description="Worker processes `agcluster up` runs.")
+    worker_id: str = Field(
+        "", description="Id of the worker when there is one (default local-1; several: local-N)."
+    )
     secret_key: SecretStr = Field(
         SecretStr(""), description="Shared secret; generated into the state dir when empty."
     )

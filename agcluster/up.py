@@ -264,7 +264,7 @@ def _start_stack(
 
     sup.add(starter("api", "api", env))
     for i in range(s.workers):
-        wid = os.environ.get("AGC_WORKER_ID") if s.workers == 1 else None
+        wid = s.worker_id if s.workers == 1 else ""
         sup.add(
             starter("worker", f"worker-{i + 1}", {**env, "AGC_WORKER_ID": wid or f"local-{i + 1}"})
         )
