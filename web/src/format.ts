@@ -79,3 +79,9 @@ export function basename(p: string): string {
   const parts = p.split("/").filter(Boolean);
   return parts[parts.length - 1] ?? p;
 }
+
+/** How a session was launched: "84 ms · warm" (a pool slot) or "1.6 s · cold". */
+export function fmtLaunch(ms: number | null | undefined, warm: boolean | null | undefined): string {
+  if (ms == null) return "";
+  return `${fmtDuration(ms)} · ${warm ? "warm" : "cold"}`;
+}

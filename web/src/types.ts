@@ -93,6 +93,10 @@ export interface SessionInfo {
   limits?: ResourceLimits;
   error?: string | null;
   resources?: { cpu_percent?: number; memory_bytes?: number; memory_limit_bytes?: number } | null;
+  /** Milliseconds from the worker taking the launch to the runner being ready. */
+  launch_ms?: number | null;
+  /** True when a warm-pool slot served the launch, false for a new container. */
+  warm?: boolean | null;
 }
 
 export interface LaunchResponse {
@@ -100,6 +104,9 @@ export interface LaunchResponse {
   agent_id: string;
   config_id?: string;
   status: string;
+  /** From the launch request to the runner being ready, and whether a warm slot served it. */
+  launch_ms?: number;
+  warm?: boolean;
 }
 
 export interface FileNode {

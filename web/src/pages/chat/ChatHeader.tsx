@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { Icon } from "../../components/Icon";
 import { StatusBadge } from "../../components/ui";
 import type { ConnState } from "../../eventStream";
-import { cpusFromQuota, fmtBytes, fmtCost, fmtTokens } from "../../format";
+import { cpusFromQuota, fmtBytes, fmtCost, fmtLaunch, fmtTokens } from "../../format";
 import { linkClick } from "../../router";
 import type { SessionInfo } from "../../types";
 import { ConnectionBadge } from "./ConnectionBadge";
@@ -57,6 +57,14 @@ export function ChatHeader({
         <span title="Cost so far" data-testid="session-cost">
           {fmtCost(summary.cost)}
         </span>
+        {info?.launch_ms != null && (
+          <span
+            data-testid="session-launch"
+            title={info.warm ? "Launch time: a warm-pool sandbox was bound" : "Launch time: a new container was started"}
+          >
+            <Icon name="clock" size={12} /> {fmtLaunch(info.launch_ms, info.warm)}
+          </span>
+        )}
         {res && (
           <span
             class="res"

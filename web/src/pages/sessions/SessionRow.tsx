@@ -5,7 +5,7 @@ import { api } from "../../api";
 import { Icon, Spinner } from "../../components/Icon";
 import { ErrorBanner, Meter, StatusBadge, toast } from "../../components/ui";
 import { humanize, type HumanError } from "../../errors";
-import { cpusFromQuota, fmtAge, fmtAgo, fmtBytes, fmtCost, fmtTokens, parseSize } from "../../format";
+import { cpusFromQuota, fmtAge, fmtAgo, fmtBytes, fmtCost, fmtLaunch, fmtTokens, parseSize } from "../../format";
 import { linkClick } from "../../router";
 import type { SessionInfo } from "../../types";
 
@@ -54,6 +54,15 @@ export function SessionRow({ s, apiKey, onChanged }: { s: SessionInfo; apiKey: s
         </td>
         <td class="num" title={s.created_at ? new Date(s.created_at * 1000).toLocaleString() : ""}>
           {fmtAge(s.created_at)}
+          {s.launch_ms != null && (
+            <div
+              class="muted small"
+              data-testid="session-row-launch"
+              title={s.warm ? "Launched on a warm-pool sandbox" : "Launched in a new container"}
+            >
+              {fmtLaunch(s.launch_ms, s.warm)}
+            </div>
+          )}
         </td>
         <td class="num" title={s.last_active ? new Date(s.last_active * 1000).toLocaleString() : ""}>
           {fmtAgo(s.last_active)}
