@@ -4,7 +4,7 @@ Through the real command on free ports with its own state dir: a session streams
 about four seconds, and the worker, then the API, then NATS is SIGKILLed in the middle of it.
 The client following the session's events (reconnecting with ``Last-Event-ID`` when its stream
 breaks) gets every event exactly once, the turn completes, the supervisor has restarted the
-process and ``/health`` is 200 again within 5 s of the kill.
+process and ``/health`` is 200 again within 5 s of the kill. Redis gets the same treatment.
 """
 
 from __future__ import annotations
@@ -103,6 +103,12 @@ def test_nats_killed_mid_turn_is_restarted_and_nothing_is_lost(
     up: Up, shared_model_server: ModelServer
 ) -> None:
     kill_mid_turn(up, "nats", shared_model_server)
+
+
+def test_redis_killed_mid_turn_is_restarted_and_the_turn_rides_through(
+    up: Up, shared_model_server: ModelServer
+) -> None:
+    kill_mid_turn(up, "redis", shared_model_server)
 
 
 def test_sigterm_stops_everything_in_order(up: Up) -> None:
