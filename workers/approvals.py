@@ -39,8 +39,6 @@ _request = msgspec.json.Decoder(_Request)
 _resolved = msgspec.json.Decoder(_Resolved)
 _attached = msgspec.json.Decoder(_Attached)
 
-APPROVAL_EVENTS = frozenset({"approval.requested", "approval.resolved", "system"})
-
 
 class ApprovalTracker:
     """Pending requests of one session, as its runner last reported them."""
