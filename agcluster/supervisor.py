@@ -12,6 +12,7 @@ Single-threaded on purpose: ``tick`` is called from the ``up`` loop, and startin
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -111,7 +112,8 @@ class Supervisor:
             log.error(
                 f"{child.name} is crash-looping ({why}): it exited {n} times within "
                 f"{self.policy.loop_window:.0f} s, so it stays stopped; the rest of the stack "
-                f"keeps running. Fix it, then restart `agcluster up`. The end of its log:\n{tail}"
+                f"keeps running. Fix it, then `kill -HUP {os.getpid()}` retries it. "
+                f"The end of its log:\n{tail}"
             )
         else:
             delay = self.policy.delay(n)
@@ -135,6 +137,20 @@ class Supervisor:
         child.state = "running"
         log.info(f"{child.name} restarted", process=child.name, restarts=child.restarts)
         self.on_change()
+
+    def retry_given_up(self) -> list[str]:
+        """Give every crash-looping child a fresh start (``kill -HUP`` of ``up``, after a fix)."""
+        names = []
+        for child in self.children:
+            if child.state == "crash-loop":
+                child.recent.clear()
+                child.state = "backoff"
+                child.restart_at = 0.0
+                names.append(child.name)
+        if names:
+            log.info(f"retrying {', '.join(names)} (SIGHUP)")
+            self.on_change()
+        return names
 
     def stop_all(self) -> None:
         """SIGTERM each tier, highest first, and wait for it (SIGKILL after the timeout)."""

@@ -166,8 +166,15 @@ def run_up(s: UpSettings) -> int:
         nonlocal stopping
         stopping = True
 
+    retry = False
+
+    def _retry(*_: object) -> None:
+        nonlocal retry
+        retry = True
+
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, _retry)
     phase: dict[str, Any] = {"phase": "starting", "phase_since": time.time()}
     urls: dict[str, str] = {}
     sup = Supervisor(
@@ -198,6 +205,9 @@ def run_up(s: UpSettings) -> int:
             "Ctrl-C stops everything)"
         )
         while not stopping:
+            if retry:
+                retry = False
+                sup.retry_given_up()
             sup.tick()
             time.sleep(0.1)
         return 0
