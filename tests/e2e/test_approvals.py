@@ -1,0 +1,209 @@
+"""A person in the loop, end to end: the real API, NATS, Redis, worker, container, SDK and CLI.
+
+A config's ask rule makes the agent's call wait; the request is listed over the API, shown on
+the session's streams, answered with the session's key (once), and applied by the runner.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_lifecycle import session_info
+from tests.support.wait import wait_until
+from tests.modelserver.script import ToolUseBlock, text, tool_use
+from tests.modelserver.server import ModelServer
+from tests.support.sse import Sse
+from tests.support.stack import Stack, running_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+CONFIG: dict[str, Any] = {
+    "id": "approver",
+    "name": "Asks before echo",
+    "allowed_tools": ["Bash", "Read", "Write"],
+    "permission_mode": "acceptEdits",
+    "permissions": {"ask": ["Bash(echo:*)"]},
+}
+
+
+def key() -> str:
+    return f"sk-test-{uuid.uuid4().hex}"
+
+
+def bash(command: str) -> ToolUseBlock:
+    return tool_use("Bash", {"command": command, "description": "scripted"})
+
+
+def launch(stack: Stack, api_key: str) -> str:
+    with stack.client() as c:
+        r = c.post("/api/agents/launch", json={"api_key": api_key, "config": CONFIG})
+    assert r.status_code == 200, r.text
+    return str(r.json()["session_id"])
+
+
+def pending(stack: Stack, sid: str, api_key: str) -> list[dict[str, Any]]:
+    with stack.client(api_key, timeout=10) as c:
+        r = c.get(f"/api/agents/{sid}/approvals")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == len(body["approvals"])
+    return list(body["approvals"])
+
+
+def next_request(stack: Stack, sid: str, api_key: str, seen: set[str]) -> dict[str, Any]:
+    def fresh() -> dict[str, Any] | None:
+        return next((p for p in pending(stack, sid, api_key) if p["request_id"] not in seen), None)
+
+    found: dict[str, Any] = wait_until(fresh, 90, "a pending approval")
+    seen.add(found["request_id"])
+    return found
+
+
+def answer(stack: Stack, sid: str, api_key: str, rid: str, **body: Any) -> httpx.Response:
+    with stack.client(api_key, timeout=60) as c:
+        return c.post(f"/api/agents/{sid}/approvals/{rid}", json=body)
+
+
+def chat_in_background(stack: Stack, sid: str, api_key: str, message: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        out["events"] = stack.chat_sse(sid, api_key, message)
+
+    out["thread"] = threading.Thread(target=run, daemon=True)
+    out["thread"].start()
+    return out
+
+
+def finished(chat: dict[str, Any]) -> list[Sse]:
+    chat["thread"].join(120)
+    assert not chat["thread"].is_alive(), "the chat did not finish"
+    events: list[Sse] = chat["events"]
+    return events
+
+
+def test_a_person_allows_and_denies_calls_over_the_api(stack: Stack) -> None:
+    model: ModelServer = stack.model  # type: ignore[attr-defined]
+    api_key = key()
+    sid = launch(stack, api_key)
+    name = f"appr-{sid}"
+    marker = model.add_script(
+        name, [[bash("echo ran-after-approval")], [bash("echo never-runs")], [text("done")]]
+    )
+    chat = chat_in_background(stack, sid, api_key, f"go {marker}")
+    seen: set[str] = set()
+    first = next_request(stack, sid, api_key, seen)
+    assert first["type"] == "approval.requested"
+    assert first["tool"] == "Bash" and first["input"]["command"] == "echo ran-after-approval"
+    assert first["reason_kind"] == "rule"
+
+    # the session says it waits, alone and in its owner's list
+    assert session_info(stack, sid, api_key)["status"] == "waiting"
+    with stack.client(api_key) as c:
+        mine = {s["session_id"]: s for s in c.get("/api/agents/sessions").json()["sessions"]}
+    assert mine[sid]["status"] == "waiting"
+
+    # only the session's key sees or answers it: 401 without, 403 with another (as every route)
+    rid = first["request_id"]
+    routes = [
+        ("GET", f"/api/agents/{sid}/approvals", None),
+        ("POST", f"/api/agents/{sid}/approvals/{rid}", {"decision": "allow"}),
+    ]
+    with stack.client() as anon, stack.client(key()) as other:
+        for method, path, body in routes:
+            assert anon.request(method, path, json=body).status_code == 401, path
+            r = other.request(method, path, json=body)
+            assert r.status_code == 403 and r.json()["error"] == "forbidden", path
+        assert other.get("/api/agents/conv-0123456789abcdef/approvals").status_code == 404
+    # bad answers are clear client errors and claim nothing
+    bad_answers: list[tuple[dict[str, Any], int]] = [
+        ({"decision": "maybe"}, 400),
+        ({"decision": "deny", "updated_input": {"command": "ls"}}, 400),
+        ({"decision": "allow", "scope": "forever"}, 400),
+        ({"decision": "allow", "extra": 1}, 400),
+    ]
+    for bad, status in bad_answers:
+        r = answer(stack, sid, api_key, rid, **bad)
+        assert r.status_code == status and r.json()["status_code"] == status, (bad, r.text)
+    assert answer(stack, sid, api_key, "apr-0000000000000000", decision="allow").status_code == 404
+
+    r = answer(stack, sid, api_key, rid, decision="allow", name="alice")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "applied" and r.json()["decided_by"].startswith("key:")
+    again = answer(stack, sid, api_key, rid, decision="deny")
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+
+    second = next_request(stack, sid, api_key, seen)
+    assert second["input"]["command"] == "echo never-runs"
+    r = answer(stack, sid, api_key, second["request_id"], decision="deny", message="use staging")
+    assert r.status_code == 200, r.text
+
+    events = finished(chat)
+    kinds = [e.event for e in events]
+    assert kinds.count("approval.requested") == 2 and kinds.count("approval.resolved") == 2
+    outputs = [
+        (e.data["output"], e.data["is_error"]) for e in events if e.event == "tool.completed"
+    ]
+    assert outputs[0] == ("ran-after-approval", False)
+    assert outputs[1][1] is True and "use staging" in outputs[1][0]
+    assert "use staging" in model.requests_for(name)[2].all_text
+    assert pending(stack, sid, api_key) == []
+    assert wait_until(
+        lambda: session_info(stack, sid, api_key)["status"] == "idle", 30, "idle again"
+    )
+
+    with stack.client(api_key) as c:
+        turn = c.get(f"/api/agents/{sid}/history").json()["turns"][-1]
+        md = c.get(f"/api/agents/{sid}/history", params={"format": "markdown"}).text
+    decided = [(a["decision"], a["decided_by_name"], a["message"]) for a in turn["approvals"]]
+    assert decided == [("allow", "alice", ""), ("deny", "", "use staging")]
+    assert turn["approvals"][0]["decided_by"] == r.json()["decided_by"]
+    assert f"`Bash` — allowed by alice ({r.json()['decided_by']})" in md
+    assert "denied by key:" in md and ": use staging" in md
+    stack.delete(sid, api_key)
+
+
+def test_a_pending_request_survives_its_worker_being_killed(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    with running_stack(tmp_path, model_server.base_url, workers=2) as s:
+        api_key = key()
+        sid = launch(s, api_key)
+        owner = session_info(s, sid, api_key)["owner_worker"]
+        marker = model_server.add_script(
+            f"failover-{sid}", [[bash("echo applied-after-failover")], [text("done")]]
+        )
+        chat = chat_in_background(s, sid, api_key, f"go {marker}")
+        req = next_request(s, sid, api_key, set())
+
+        s.stop_worker(owner, kill=True)
+
+        def adopted() -> str | None:
+            now = session_info(s, sid, api_key)["owner_worker"]
+            return now if now != owner and now in s.workers else None
+
+        wait_until(adopted, 90, "another worker to adopt the session")
+        # the adopting worker re-attached to the runner that still waits: still pending
+        assert [p["request_id"] for p in pending(s, sid, api_key)] == [req["request_id"]]
+        assert wait_until(
+            lambda: session_info(s, sid, api_key)["status"] == "waiting", 30, "waiting status"
+        )
+        r = answer(s, sid, api_key, req["request_id"], decision="allow")
+        assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+        # the chat's stream broke with its worker; the turn's end is in the history
+        chat["thread"].join(120)
+
+        def ran() -> dict[str, Any] | None:
+            with s.client(api_key) as c:
+                turn = c.get(f"/api/agents/{sid}/history").json()["turns"][-1]
+            return turn if turn["completed_at"] else None
+
+        turn = wait_until(ran, 90, "the turn to finish")
+        assert [c["output"] for c in turn["tool_calls"]] == ["applied-after-failover"]
+        assert turn["approvals"][0]["decision"] == "allow"
