@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from tests.e2e.test_lifecycle import session_info
-from tests.support.wait import wait_until
 from tests.modelserver.script import ToolUseBlock, text, tool_use
 from tests.modelserver.server import ModelServer
 from tests.support.sse import Sse
 from tests.support.stack import Stack, running_stack
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
