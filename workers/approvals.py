@@ -60,6 +60,10 @@ class ApprovalTracker:
                 self.waiting.discard(done.request_id)
                 how = f"{done.cause}:{done.decision} {done.by}".strip()
                 await self.store.resolved(self.session_id, done.request_id, how)
+            case "session.ready":
+                # A (re)started runner: whatever its predecessor waited on died with its CLI.
+                self.waiting = set()
+                await self.store.replace(self.session_id, [])
             case "system":
                 notice = _attached.decode(data)
                 pending = notice.data.pending_approvals
