@@ -795,7 +795,7 @@ if ! flock -n 9; then
   flock 9
 fi
 
-for s in python services docker image platform web browser; do
+for s in python services docker image web platform browser; do
   for want in "${STAGES[@]}"; do
     if [[ $want == "$s" ]]; then
       "stage_$s"
