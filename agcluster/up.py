@@ -242,7 +242,9 @@ def _start_stack(
     redis_url = redis_child.svc.url
     redis_child.address = redis_url
     log.info(f"Redis (AOF) on {redis_url}")
-    api_url = f"http://{s.host}:{ports.api}"
+    # Where a client on this host reaches it (a wildcard bind is reached on loopback).
+    reach = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host  # noqa: S104
+    api_url = f"http://{reach}:{ports.api}"
     urls.update(nats_url=nats_url, redis_url=redis_url, api_url=api_url)
     env = {
         **os.environ,
