@@ -6,14 +6,18 @@ the session's streams, answered with the session's key (once), and applied by th
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
+from broker import subjects
 from tests.e2e.test_lifecycle import session_info
 from tests.modelserver.script import ToolUseBlock, text, tool_use
 from tests.modelserver.server import ModelServer
@@ -88,6 +92,23 @@ def finished(chat: dict[str, Any]) -> list[Sse]:
     return events
 
 
+async def stored_events(stack: Stack, sid: str) -> list[dict[str, Any]]:
+    """Every event of the session as a plain nats-py JetStream subscriber reads it."""
+    assert stack.nats is not None
+    nc = await nats.connect(stack.nats.url)
+    try:
+        sub = await nc.jetstream().subscribe(subjects.events(sid), ordered_consumer=True)
+        out: list[dict[str, Any]] = []
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2.0)
+            except TimeoutError:
+                return out
+            out.append(json.loads(msg.data))
+    finally:
+        await nc.close()
+
+
 def test_a_person_allows_and_denies_calls_over_the_api(stack: Stack) -> None:
     model: ModelServer = stack.model  # type: ignore[attr-defined]
     api_key = key()
@@ -157,6 +178,15 @@ def test_a_person_allows_and_denies_calls_over_the_api(stack: Stack) -> None:
     assert wait_until(
         lambda: session_info(stack, sid, api_key)["status"] == "idle", 30, "idle again"
     )
+
+    # direct NATS subscribers see them like any other event
+    on_nats = asyncio.run(stored_events(stack, sid))
+    requested = [e["request_id"] for e in on_nats if e["type"] == "approval.requested"]
+    resolved = [
+        (e["request_id"], e["decision"]) for e in on_nats if e["type"] == "approval.resolved"
+    ]
+    assert requested == [rid, second["request_id"]]
+    assert resolved == [(rid, "allow"), (second["request_id"], "deny")]
 
     with stack.client(api_key) as c:
         turn = c.get(f"/api/agents/{sid}/history").json()["turns"][-1]
