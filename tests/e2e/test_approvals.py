@@ -237,3 +237,22 @@ def test_a_pending_request_survives_its_worker_being_killed(
         turn = wait_until(ran, 90, "the turn to finish")
         assert [c["output"] for c in turn["tool_calls"]] == ["applied-after-failover"]
         assert turn["approvals"][0]["decision"] == "allow"
+
+
+def test_an_unanswered_request_is_denied_after_the_workers_timeout(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    with running_stack(
+        tmp_path, model_server.base_url, extra_env={"AGC_APPROVAL_TIMEOUT": "2"}
+    ) as s:
+        api_key = key()
+        sid = launch(s, api_key)
+        name = f"timeout-{sid}"
+        marker = model_server.add_script(name, [[bash("echo never")], [text("gave up")]])
+        events = s.chat_sse(sid, api_key, f"go {marker}")
+        resolved = [e.data for e in events if e.event == "approval.resolved"]
+        assert [(r["decision"], r["cause"]) for r in resolved] == [("deny", "timeout")]
+        assert "within 2 s" in model_server.requests_for(name)[1].all_text
+        assert pending(s, sid, api_key) == []
+        late = answer(s, sid, api_key, resolved[0]["request_id"], decision="allow")
+        assert late.status_code == 409, late.text
