@@ -9,6 +9,16 @@ from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    RapidocRenderPlugin,
+    RedocRenderPlugin,
+    ScalarRenderPlugin,
+    StoplightRenderPlugin,
+    SwaggerRenderPlugin,
+    YamlRenderPlugin,
+)
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.response import File
 from litestar.static_files import create_static_files_router
@@ -16,6 +26,7 @@ from litestar.static_files import create_static_files_router
 from api import errors, supervisor_metrics
 from api.agents.approvals import ApprovalsController
 from api.agents.controller import AgentsController
+from api.browser import BrowserGuard
 from api.configs_controller import ConfigsController
 from api.files.controller import FilesController
 from api.health import health
@@ -80,9 +91,30 @@ def create_app(settings: ApiSettings | None = None) -> Litestar:
             version="0.1.0",
             description="Run Claude Agent SDK agents in locked-down containers.",
             path="/schema",
+            render_plugins=_openapi_plugins(settings.openapi_viewers),
         ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )
     app.state.settings = settings
+    # Around everything Litestar does (routing, 404s, the dashboard's files), like its own CORS.
+    app.asgi_handler = BrowserGuard(
+        app.asgi_handler,
+        cors_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+        viewer_paths=("/schema",) if settings.openapi_viewers else (),
+    )
     return app
+
+
+def _openapi_plugins(viewers: bool) -> list[OpenAPIRenderPlugin]:
+    """The schema as JSON (also at ``/schema``) and YAML; the CDN-loading viewers on request."""
+    plugins: list[OpenAPIRenderPlugin] = [JsonRenderPlugin(), YamlRenderPlugin()]
+    if viewers:
+        plugins += [
+            ScalarRenderPlugin(),
+            SwaggerRenderPlugin(),
+            RedocRenderPlugin(),
+            RapidocRenderPlugin(),
+            StoplightRenderPlugin(),
+        ]
+    return plugins

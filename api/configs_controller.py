@@ -9,6 +9,8 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from api.limits import check_ceilings
+from api.operator import operator_guard
 from api.services import ServicesDep
 from configs.store import parse_config
 
@@ -35,20 +37,33 @@ class ConfigsController(Controller):
         return {**cfg.to_wire(), "source": source}
 
     @post("/validate", status_code=HTTP_200_OK, summary="Validate a configuration")
-    async def validate(self, data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
-        """200 with the normalised config, or 422 listing every invalid field."""
-        return {"valid": True, "config": parse_config(data).to_wire()}
+    async def validate(
+        self, data: JSONBody[dict[str, Any]], services: ServicesDep
+    ) -> dict[str, Any]:
+        """200 with the normalised config, or 422 listing every invalid field (or ceiling)."""
+        cfg = check_ceilings(parse_config(data), services.ceilings)
+        return {"valid": True, "config": cfg.to_wire()}
 
-    @post("/custom", status_code=HTTP_201_CREATED, summary="Save a custom configuration")
+    @post(
+        "/custom",
+        status_code=HTTP_201_CREATED,
+        summary="Save a custom configuration (operator token)",
+        guards=[operator_guard],
+    )
     async def save_custom(
         self, data: JSONBody[dict[str, Any]], services: ServicesDep
     ) -> dict[str, Any]:
-        """Validate and store; 409 when the id is a preset's, 422 when invalid."""
-        cfg = parse_config(data)
+        """Validate and store; 401 without the operator token, 409 for a preset's id, 422 invalid."""
+        cfg = check_ceilings(parse_config(data), services.ceilings)
         await asyncio.to_thread(services.configs.save_custom, cfg)
         return {**cfg.to_wire(), "source": "custom"}
 
-    @delete("/custom/{config_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Delete")
+    @delete(
+        "/custom/{config_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a custom configuration (operator token)",
+        guards=[operator_guard],
+    )
     async def delete_custom(self, config_id: FromPath[str], services: ServicesDep) -> None:
-        """Remove a custom config (403 for a preset, 404 if unknown)."""
+        """Remove a custom config (401 without the operator token, 403 preset, 404 unknown)."""
         await asyncio.to_thread(services.configs.delete_custom, config_id)

@@ -14,8 +14,9 @@ from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
 from api.agents.hub import EventHub, HubLimits
+from api.limits import Admission, Ceilings, StreamSlots
 from api.settings import ApiSettings
-from broker.connect import connect_nats
+from broker.connect import connect_nats, connect_redis, nats_auth
 from broker.sealing import Sealer
 from broker.state import SessionStore
 from broker.streams import DAY, StreamSettings, ensure_streams
@@ -32,6 +33,10 @@ class Services:
     sealer: Sealer
     configs: ConfigStore
     hub: EventHub
+    # The operator's limits (api/limits.py).
+    ceilings: Ceilings
+    admission: Admission
+    streams: StreamSlots
 
 
 @asynccontextmanager
@@ -39,10 +44,15 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Connect NATS and Redis, make sure the streams exist; close everything on shutdown."""
     settings: ApiSettings = app.state.settings
     sealer = Sealer(settings.secret())
-    nc = await connect_nats(settings.nats_url, name="agc-api")
-    redis = Redis.from_url(settings.redis_url)
+    nc = await connect_nats(settings.nats_url, name="agc-api", auth=nats_auth(settings))
+    try:
+        redis = await connect_redis(settings)
+    except BaseException:
+        await nc.close()
+        raise
     try:
         js = nc.jetstream()
+        store = SessionStore(redis, prefix=settings.redis_prefix)
         await ensure_streams(
             js,
             StreamSettings(
@@ -55,10 +65,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             nc=nc,
             js=js,
             redis=redis,
-            store=SessionStore(redis, prefix=settings.redis_prefix),
+            store=store,
             sealer=sealer,
             configs=ConfigStore(settings.config_dir),
             hub=EventHub(js, _hub_limits(settings)),
+            ceilings=Ceilings.from_settings(settings),
+            admission=Admission(store, settings),
+            streams=StreamSlots(settings.max_streams_per_key, settings.retry_after),
         )
         yield
     finally:

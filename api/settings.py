@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from broker.settings import CommonSettings
 
@@ -73,4 +73,50 @@ class ApiSettings(CommonSettings):
     upload_max_files: int = Field(100, description="Most files in one upload request.")
     preview_max_bytes: int = Field(
         512 * 1024, description="Text previews beyond this are truncated (flagged)."
+    )
+    # -- the perimeter (api/browser.py, api/operator.py, api/limits.py) ---------------------
+    operator_token: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "Token that custom-config writes need (`Authorization: Bearer …`); unset, writes "
+            "are refused. `agcluster up` generates one into its state dir."
+        ),
+    )
+    cors_origins: str = Field(
+        "",
+        description=(
+            "Comma-separated origins (`https://app.example.com`) allowed to call the API from "
+            "a browser; empty: only the dashboard the API serves itself."
+        ),
+    )
+    openapi_viewers: bool = Field(
+        False,
+        description=(
+            "Serve the interactive OpenAPI viewers under /schema (they load scripts from a "
+            "CDN); the JSON and YAML documents are always served."
+        ),
+    )
+    # Ceilings on what a config may ask for (api/limits.py): above one, 422 naming the field.
+    max_cpu_quota: int = Field(
+        400_000, ge=10_000, description="Most CPU a session may have (100000 = 1 CPU)."
+    )
+    max_memory: str = Field("8g", description="Most memory a session may have.")
+    max_pids: int = Field(4096, ge=32, description="Most processes a session may run.")
+    max_storage: str = Field("20g", description="Largest workspace a session may have.")
+    # Use limits: beyond them 429 (503 when the workers are full), with Retry-After.
+    max_live_sessions: int = Field(
+        20, ge=0, description="Most live sessions on the platform (0: no limit)."
+    )
+    max_sessions_per_key: int = Field(
+        5, ge=0, description="Most live sessions one API key may have (0: no limit)."
+    )
+    launch_rate: int = Field(
+        10, ge=0, description="Launches one API key may make per `launch_rate_window` (0: off)."
+    )
+    launch_rate_window: float = Field(60.0, gt=0, description="Seconds of the launch rate.")
+    max_streams_per_key: int = Field(
+        16, ge=0, description="Open SSE streams one API key may hold in one API process."
+    )
+    retry_after: int = Field(
+        5, ge=1, description="`Retry-After` seconds when a session limit or capacity is hit."
     )

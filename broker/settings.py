@@ -18,6 +18,18 @@ class CommonSettings(BaseSettings):
     )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL.")
     redis_prefix: str = Field("agc", description="Prefix of every Redis key the platform owns.")
+    # Credentials and TLS for the bus and the store (`agcluster credentials` writes them into
+    # per-role env files); a user/password in the URLs works too.
+    nats_user: str = Field("", description="NATS user of this process's role.")
+    nats_password: SecretStr = Field(SecretStr(""), description="Password of `nats_user`.")
+    nats_tls_ca: Path | None = Field(None, description="CA file that signed NATS's certificate.")
+    nats_tls_cert: Path | None = Field(None, description="Client certificate for NATS (mTLS).")
+    nats_tls_key: Path | None = Field(None, description="Key of `nats_tls_cert`.")
+    redis_user: str = Field("", description="Redis ACL user.")
+    redis_password: SecretStr = Field(SecretStr(""), description="Password of `redis_user`.")
+    redis_tls_ca: Path | None = Field(None, description="CA file that signed Redis's certificate.")
+    redis_tls_cert: Path | None = Field(None, description="Client certificate for Redis (mTLS).")
+    redis_tls_key: Path | None = Field(None, description="Key of `redis_tls_cert`.")
     secret_key: SecretStr = Field(
         SecretStr(""),
         description=(

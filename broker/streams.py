@@ -58,12 +58,31 @@ def event_stream_config(s: StreamSettings) -> StreamConfig:
     )
 
 
+_COMPARED = (
+    "subjects",
+    "retention",
+    "storage",
+    "discard",
+    "max_age",
+    "max_bytes",
+    "duplicate_window",
+    "num_replicas",
+)
+
+
+def _differs(have: StreamConfig, want: StreamConfig) -> bool:
+    # A field we leave unset (None) is whatever the server defaults it to.
+    return any(
+        getattr(want, f) is not None and getattr(have, f) != getattr(want, f) for f in _COMPARED
+    )
+
+
 async def ensure_streams(js: JetStreamContext, settings: StreamSettings | None = None) -> None:
     """Create or update the platform's streams and bucket; safe to call from every process."""
     s = settings or StreamSettings()
     for cfg in (command_stream_config(s), event_stream_config(s)):
         try:
-            await js.stream_info(cfg.name or "")
+            info = await js.stream_info(cfg.name or "")
         except NotFoundError:
             try:
                 await js.add_stream(cfg)
@@ -71,7 +90,10 @@ async def ensure_streams(js: JetStreamContext, settings: StreamSettings | None =
                 # Another process created it between our lookup and our add.
                 await js.update_stream(cfg)
         else:
-            await js.update_stream(cfg)
+            # Workers may not change streams (their NATS role denies it): only a process whose
+            # settings differ from the stream's (an operator's change) updates it.
+            if _differs(info.config, cfg):
+                await js.update_stream(cfg)
     try:
         await js.object_store(subjects.FILES_BUCKET)
     except NotFoundError:

@@ -10,17 +10,28 @@ import pytest
 from nats.aio.client import Client as NATS
 from redis.asyncio import Redis
 
-from agcluster.procs import Service, start_nats, start_redis
+from agcluster.credentials import Credentials, ensure_credentials
+from agcluster.procs import Service
 from broker.connect import connect_nats
 from tests.modelserver.fixture import model_server  # noqa: F401  (re-exported fixture)
 from tests.modelserver.server import ModelServer
+from tests.support.auth import start_nats_with_auth, start_redis_with_acl
 from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[Service]:
-    """A fresh nats-server with JetStream on an ephemeral port (fails loudly if missing)."""
-    svc = start_nats(tmp_path / "nats")
+def credentials(tmp_path: Path) -> Credentials:
+    """Fresh platform credentials (NATS users per role, Redis ACL user, operator token)."""
+    return ensure_credentials(tmp_path / "credentials")
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path, credentials: Credentials) -> Iterator[Service]:
+    """A fresh nats-server with JetStream on an ephemeral port, users and permissions on.
+
+    ``url`` logs in as the API role; ``extra["url:worker"]`` etc. as the others.
+    """
+    svc = start_nats_with_auth(tmp_path / "nats", credentials)
     try:
         yield svc
     finally:
@@ -28,9 +39,9 @@ def nats_server(tmp_path: Path) -> Iterator[Service]:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Service]:
-    """A fresh redis-server with AOF on a unix socket (fails loudly if missing)."""
-    svc = start_redis(tmp_path / "redis")
+def redis_server(tmp_path: Path, credentials: Credentials) -> Iterator[Service]:
+    """A fresh redis-server with AOF on a unix socket and its ACL on (``url`` logs in)."""
+    svc = start_redis_with_acl(tmp_path / "redis", credentials)
     try:
         yield svc
     finally:

@@ -21,11 +21,11 @@ from redis.asyncio import Redis
 
 from broker import subjects
 from broker.commands import Launch, decode_command
-from broker.connect import connect_nats
+from broker.connect import connect_nats, connect_redis, nats_auth
 from broker.events import ErrorEvent, SessionStopped, encode_event
 from broker.runner_wire import Init
 from broker.sealing import Sealer, SealError
-from broker.state import TERMINAL_STATUSES, SessionStore
+from broker.state import TERMINAL_STATUSES, SessionStore, launch_cancelled
 from broker.streams import DAY, StreamSettings, ensure_streams
 from workers.channel import RunnerChannel
 from workers.docker_provider import ContainerSpec, DockerProvider
@@ -69,9 +69,11 @@ class Worker:
     async def start(self) -> None:
         """Connect to NATS, Redis and Docker, reconcile containers, start the loops."""
         self.provider = await DockerProvider.connect()
-        self.redis = Redis.from_url(self.settings.redis_url)
+        self.redis = await connect_redis(self.settings)
         self.store = SessionStore(self.redis, prefix=self.settings.redis_prefix)
-        self.nc = await connect_nats(self.settings.nats_url, name=self.id)
+        self.nc = await connect_nats(
+            self.settings.nats_url, name=self.id, auth=nats_auth(self.settings)
+        )
         self.js = self.nc.jetstream()
         await ensure_streams(
             self.js,
@@ -220,6 +222,11 @@ class Worker:
         else:
             self.metrics.launches.labels("ok").inc()
             await msg.ack()
+            rec = await self.store.get(cmd.session_id)
+            handle = self.sessions.get(cmd.session_id)
+            if handle is not None and (rec is None or launch_cancelled(rec)):
+                # The API cancelled it meanwhile (the client was told it failed): never run it.
+                await self.stop_session(handle, reason="cancelled")
         finally:
             keepalive.cancel()
 

@@ -97,12 +97,22 @@ class AgentsController(Controller):
         record = await authorize(request, services, session_id)
         service.ensure_live(record)
         message = service.check_message(data.message)
-        feed, turn_id = await service.send_chat(
-            services, record, message, request.headers.get("idempotency-key")
-        )
+        sse = _wants_sse(request)
+        if sse:
+            # Before the chat is sent: a stream over the key's limit is refused, not the turn.
+            services.streams.acquire(record.key_hash)
+        try:
+            feed, turn_id = await service.send_chat(
+                services, record, message, request.headers.get("idempotency-key")
+            )
+        except BaseException:
+            if sse:
+                services.streams.release(record.key_hash)
+            raise
         headers = {"X-Turn-Id": turn_id}
-        if _wants_sse(request):
-            return EventStream(_turn_frames(feed, turn_id), headers=headers)
+        if sse:
+            frames = services.streams.hold(record.key_hash, _turn_frames(feed, turn_id))
+            return EventStream(frames, headers=headers)
         try:
             summary = await service.collect_turn(feed, turn_id, services.settings.chat_timeout)
         except FeedClosed as exc:
@@ -126,8 +136,15 @@ class AgentsController(Controller):
             end_seq = await last_seq(services.js, session_id)
             if after >= end_seq:
                 return EventStream([])  # nothing more will ever come
-        sub = await service.follow(services, session_id, after=after)
-        return EventStream(_session_frames(sub, end_seq=end_seq))
+        services.streams.acquire(record.key_hash)  # 429 over AGC_MAX_STREAMS_PER_KEY
+        try:
+            sub = await service.follow(services, session_id, after=after)
+        except BaseException:
+            services.streams.release(record.key_hash)
+            raise
+        return EventStream(
+            services.streams.hold(record.key_hash, _session_frames(sub, end_seq=end_seq))
+        )
 
     @get("/{session_id:str}/history", summary="The conversation so far (JSON or Markdown)")
     async def history(

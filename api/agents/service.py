@@ -24,11 +24,12 @@ from api.errors import (
     GatewayTimeout,
     Unavailable,
 )
+from api.limits import check_ceilings
 from api.services import Services
 from broker import subjects
 from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
 from broker.pool import PoolStore, pool_key
-from broker.state import TERMINAL_STATUSES, SessionRecord
+from broker.state import LAUNCH_CANCELLED, TERMINAL_STATUSES, SessionRecord
 from broker.streams import StreamSettings
 from configs.model import AgentConfig, is_core_env_var
 from configs.store import parse_config
@@ -86,7 +87,7 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
     """Publish a launch and wait until the runner is ready (or the launch fails)."""
     if not req.api_key.strip():
         raise BadRequest("`api_key` must not be empty")
-    config = await resolve_config(services, req)
+    config = check_ceilings(await resolve_config(services, req), services.ceilings)
     mcp_env = req.mcp_env or {}
     check_mcp_env(config, mcp_env)
     if not await services.store.live_workers():
@@ -94,20 +95,31 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
 
     started = time.perf_counter()
     wire = config.to_wire()
-    # A warm slot of this very config, if a worker keeps one (workers/pool.py): the session
-    # takes the slot's pre-minted id, and the worker that launches it finds the slot by it.
-    slot = await PoolStore(services.redis, prefix=services.settings.redis_prefix).claim(
-        pool_key(wire)
-    )
-    sid = slot or f"conv-{uuid.uuid4().hex}"
-    agent_id = f"agent-{uuid.uuid4().hex[:12]}"
     sealer = services.sealer
+    key_hash = sealer.key_hash(req.api_key)
+    sid = f"conv-{uuid.uuid4().hex}"
+    # 429 over a session or rate limit, 503 when every worker is full: answered now, never
+    # after waiting in the queue (api/limits.py).
+    await services.admission.admit(sid, key_hash)
+    try:
+        # A warm slot of this very config, if a worker keeps one (workers/pool.py): the
+        # session takes the slot's pre-minted id, and the worker that launches it finds it.
+        slot = await PoolStore(services.redis, prefix=services.settings.redis_prefix).claim(
+            pool_key(wire)
+        )
+        if slot:
+            await services.admission.rename(sid, slot, key_hash)
+            sid = slot
+    except BaseException:
+        await services.admission.release(sid, key_hash)
+        raise
+    agent_id = f"agent-{uuid.uuid4().hex[:12]}"
     record = SessionRecord(
         session_id=sid,
         agent_id=agent_id,
         config_id=config.id,
         config_name=config.name,
-        key_hash=sealer.key_hash(req.api_key),
+        key_hash=key_hash,
         sealed_api_key=sealer.seal(req.api_key, context=sid),
         sealed_mcp_env=(
             sealer.seal(msgspec.json.encode(mcp_env).decode(), context=sid) if mcp_env else ""
@@ -124,19 +136,30 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
         sealed_api_key=record.sealed_api_key,
         sealed_mcp_env=record.sealed_mcp_env or None,
     )
-    out = await _publish_and_await(
-        services,
-        sid,
-        subjects.LAUNCH,
-        encode_command(command),
-        msg_id=sid,
-        timeout=services.settings.launch_timeout,
-        done=lambda o: o.type == "session.ready" or (o.type == "error" and o.fatal),
-    )
+    try:
+        out = await _publish_and_await(
+            services,
+            sid,
+            subjects.LAUNCH,
+            encode_command(command),
+            msg_id=sid,
+            timeout=services.settings.launch_timeout,
+            done=lambda o: o.type == "session.ready" or (o.type == "error" and o.fatal),
+        )
+    except BaseException:
+        await _cancel_launch(services, sid, "it could not be sent")
+        raise
     if out is None:
+        # Answered with an error, so it must never start later: a worker that has not taken
+        # the command yet skips it, one that is starting it removes the sandbox it made.
+        await _cancel_launch(
+            services,
+            sid,
+            f"not ready within {services.settings.launch_timeout:.0f} s",
+        )
         raise GatewayTimeout(
             f"the session did not become ready within "
-            f"{services.settings.launch_timeout:.0f} s; it may still start",
+            f"{services.settings.launch_timeout:.0f} s; the launch was cancelled",
             session_id=sid,
         )
     if out.type == "error":
@@ -159,6 +182,12 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
         "launch_ms": launch_ms,
         "warm": warm,
     }
+
+
+async def _cancel_launch(services: Services, sid: str, why: str) -> None:
+    """Mark a launch the client was told failed as failed, so no worker ever runs it."""
+    with contextlib.suppress(Exception):
+        await services.store.set_status(sid, "failed", error=f"{LAUNCH_CANCELLED}: {why}")
 
 
 async def _publish_and_await(

@@ -161,7 +161,9 @@ def tool_item(scope: Page | Locator, name: str) -> Locator:
 
 
 # ---------------------------------------------------------------------------- tests
-def test_builder_validates_live_and_saves(page: Page, base_url: str, api_key: str) -> None:
+def test_builder_validates_live_and_saves(
+    page: Page, base_url: str, api_key: str, stack: Any
+) -> None:
     enter_key(page, base_url, api_key)
     shot(page, "01-launch")
 
@@ -199,6 +201,10 @@ def test_builder_validates_live_and_saves(page: Page, base_url: str, api_key: st
     page.get_by_test_id("builder-name").fill("UI test agent")
     page.get_by_test_id("builder-memory").fill("1g")
     expect(validation).to_have_attribute("data-state", "valid")
+    # Saving needs the operator token: without it the builder says so, with it the save works.
+    page.get_by_test_id("builder-save").click()
+    expect(page.get_by_test_id("save-error")).to_contain_text("Operator token needed")
+    page.get_by_test_id("operator-token-input").fill(stack.operator_token)
     page.get_by_test_id("builder-save").click()
     expect(page.get_by_test_id("toast")).to_contain_text(cid)
     shot(page, "03-builder-saved")

@@ -17,6 +17,9 @@ from api.settings import ApiSettings
 from broker.sealing import Sealer
 from broker.state import SessionRecord, SessionStore
 
+OPERATOR_TOKEN = "op-token-for-tests"
+# Custom-config writes need the operator token (reads stay open).
+OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 PRESETS = {
     "code-assistant",
     "research-agent",
@@ -37,6 +40,7 @@ async def client(
         config_dir=tmp_path / "configs",
         web_dir=tmp_path / "no-web",
         launch_timeout=2.0,
+        operator_token=OPERATOR_TOKEN,  # type: ignore[arg-type]
     )
     async with AsyncTestClient(app=create_app(settings)) as c:
         yield c
@@ -108,21 +112,24 @@ CUSTOM = {
 
 
 async def test_custom_config_lifecycle(client: AsyncTestClient[Any], tmp_path: Path) -> None:
-    r = await client.post("/api/configs/custom", json=CUSTOM)
+    r = await client.post("/api/configs/custom", json=CUSTOM, headers=OP)
     assert r.status_code == 201, r.text
     assert (tmp_path / "configs" / "my-agent.yaml").exists()
     listed = (await client.get("/api/configs/")).json()
     assert {c["id"]: c["source"] for c in listed["configs"]}["my-agent"] == "custom"
     assert (await client.get("/api/configs/my-agent")).json()["name"] == "Mine"
-    assert (await client.delete("/api/configs/custom/my-agent")).status_code == 204
+    assert (await client.delete("/api/configs/custom/my-agent", headers=OP)).status_code == 204
     _assert_error(await client.get("/api/configs/my-agent"), 404)
-    _assert_error(await client.delete("/api/configs/custom/my-agent"), 404)
-    _assert_error(await client.delete("/api/configs/custom/code-assistant"), 403)
+    _assert_error(await client.delete("/api/configs/custom/my-agent", headers=OP), 404)
+    _assert_error(await client.delete("/api/configs/custom/code-assistant", headers=OP), 403)
 
 
 async def test_custom_config_clashing_with_preset_is_409(client: AsyncTestClient[Any]) -> None:
     _assert_error(
-        await client.post("/api/configs/custom", json={**CUSTOM, "id": "code-assistant"}), 409
+        await client.post(
+            "/api/configs/custom", json={**CUSTOM, "id": "code-assistant"}, headers=OP
+        ),
+        409,
     )
 
 
@@ -144,7 +151,9 @@ async def test_custom_config_clashing_with_preset_is_409(client: AsyncTestClient
 async def test_invalid_configs_are_422_naming_the_field(
     client: AsyncTestClient[Any], patch: dict[str, Any], field: str
 ) -> None:
-    body = _assert_error(await client.post("/api/configs/custom", json={**CUSTOM, **patch}), 422)
+    body = _assert_error(
+        await client.post("/api/configs/custom", json={**CUSTOM, **patch}, headers=OP), 422
+    )
     fields = [e["field"] for e in body["errors"]]
     assert any(f.startswith(field) for f in fields), fields
     valid = await client.post("/api/configs/validate", json={**CUSTOM, **patch})
@@ -187,7 +196,7 @@ async def test_malformed_requests_get_clear_json_errors(
     client: AsyncTestClient[Any], method: str, path: str, kwargs: dict[str, Any], status: int
 ) -> None:
     if "content" in kwargs:
-        kwargs = {**kwargs, "headers": {"Content-Type": "application/json"}}
+        kwargs = {**kwargs, "headers": {"Content-Type": "application/json", **OP}}
     _assert_error(await client.request(method, path, **kwargs), status)
 
 

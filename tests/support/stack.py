@@ -23,7 +23,9 @@ from typing import IO, Any
 import docker
 import httpx
 
-from agcluster.procs import Service, start_nats, start_redis
+from agcluster.credentials import Credentials, ensure_credentials
+from agcluster.procs import Service
+from tests.support.auth import start_nats_with_auth, start_redis_with_acl
 from tests.support.sse import Sse, iter_sse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,6 +69,8 @@ class Stack:
     worker_ids: set[str] = field(default_factory=set)
     cluster: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:10]}")
     _logs: list[IO[bytes]] = field(default_factory=list)
+    # NATS users per role, the Redis ACL user and the operator token, as `agcluster up` makes.
+    creds: Credentials | None = None
 
     @property
     def base_url(self) -> str:
@@ -76,9 +80,10 @@ class Stack:
         assert self.nats is not None and self.redis is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AGC_", "ANTHROPIC_"))}
         env.update(
-            AGC_NATS_URL=self.nats.url,
+            AGC_NATS_URL=self.nats.extra["url:api"],
             AGC_REDIS_URL=self.redis.url,
             AGC_SECRET_KEY=self.secret,
+            AGC_OPERATOR_TOKEN=self.operator_token,
             AGC_STATE_DIR=str(self.tmp),
             AGC_CONFIG_DIR=str(self.tmp / "configs"),
             AGC_HOST="127.0.0.1",
@@ -106,9 +111,18 @@ class Stack:
             stderr=subprocess.STDOUT,
         )
 
+    @property
+    def operator_token(self) -> str:
+        return self.credentials().operator_token
+
+    def credentials(self) -> Credentials:
+        if self.creds is None:
+            self.creds = ensure_credentials(self.tmp / "credentials")
+        return self.creds
+
     def start_services(self) -> None:
-        self.nats = start_nats(self.tmp / "nats")
-        self.redis = start_redis(self.tmp / "redis")
+        self.nats = start_nats_with_auth(self.tmp / "nats", self.credentials())
+        self.redis = start_redis_with_acl(self.tmp / "redis", self.credentials())
 
     def start_api(self) -> None:
         self.api = self._spawn("api", "api", self.env())
@@ -117,8 +131,11 @@ class Stack:
     def start_worker(self, worker_id: str | None = None, **env: str) -> str:
         wid = worker_id or f"tw-{uuid.uuid4().hex[:8]}"
         self.worker_ids.add(wid)
+        assert self.nats is not None
+        # Workers log in as the worker role: they cannot publish users' commands.
+        role = {"AGC_NATS_URL": self.nats.extra["url:worker"]}
         self.workers[wid] = self._spawn(
-            "worker", f"worker-{wid}", {**self.env(), "AGC_WORKER_ID": wid, **env}
+            "worker", f"worker-{wid}", {**self.env(), **role, "AGC_WORKER_ID": wid, **env}
         )
         return wid
 
@@ -139,14 +156,14 @@ class Stack:
         port = int(self.nats.extra["port"])
         self.nats.stop()
         time.sleep(downtime)
-        self.nats = start_nats(self.tmp / "nats", port=port)
+        self.nats = start_nats_with_auth(self.tmp / "nats", self.credentials(), port=port)
 
     def restart_redis(self, downtime: float = 1.0) -> None:
         """Stop redis-server (it syncs its AOF) and start it again on the same socket."""
         assert self.redis is not None
         self.redis.stop()
         time.sleep(downtime)
-        self.redis = start_redis(self.tmp / "redis")
+        self.redis = start_redis_with_acl(self.tmp / "redis", self.credentials())
 
     def wait_http(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

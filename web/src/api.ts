@@ -20,13 +20,16 @@ export class ApiError extends Error {
   detail: string;
   errors: FieldError[];
   body: any;
-  constructor(status: number, code: string, detail: string, errors: FieldError[] = [], body: any = null) {
+  /** Seconds the server asked us to wait (`Retry-After` of a 429 or 503), when it said. */
+  retryAfter: number | null;
+  constructor(status: number, code: string, detail: string, errors: FieldError[] = [], body: any = null, retryAfter: number | null = null) {
     super(detail || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
     this.detail = detail;
     this.errors = errors;
     this.body = body;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -59,7 +62,8 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
     body = text;
   }
   const code = body && typeof body === "object" && typeof body.error === "string" ? body.error : "";
-  return new ApiError(res.status, code, detailOf(body), errorsOf(body), body);
+  const retry = Number(res.headers.get("Retry-After"));
+  return new ApiError(res.status, code, detailOf(body), errorsOf(body), body, Number.isFinite(retry) && retry > 0 ? retry : null);
 }
 
 export function authHeaders(key: string | null | undefined): Record<string, string> {
@@ -141,8 +145,11 @@ export const api = {
   config: (id: string) => request<AgentConfig>(`/api/configs/${encodeURIComponent(id)}`),
   validate: (config: unknown, signal?: AbortSignal) =>
     request<{ valid: boolean; config: AgentConfig }>("/api/configs/validate", { method: "POST", json: config, signal }),
-  saveCustom: (config: unknown) => request<AgentConfig>("/api/configs/custom", { method: "POST", json: config }),
-  deleteCustom: (id: string) => request<void>(`/api/configs/custom/${encodeURIComponent(id)}`, { method: "DELETE" }),
+  // Config writes need the operator token (sent as the Bearer credential of these routes).
+  saveCustom: (config: unknown, operatorToken: string) =>
+    request<AgentConfig>("/api/configs/custom", { method: "POST", json: config, key: operatorToken }),
+  deleteCustom: (id: string, operatorToken: string) =>
+    request<void>(`/api/configs/custom/${encodeURIComponent(id)}`, { method: "DELETE", key: operatorToken }),
   launch: (body: {
     api_key: string;
     config_id?: string;

@@ -42,6 +42,12 @@ export function humanize(err: unknown, ctx: ErrorContext): HumanError {
         detail: undefined,
       };
     case 401:
+      if (ctx === "save" || ctx === "configs")
+        return {
+          ...base,
+          title: "Operator token needed",
+          hint: "Saving or deleting a custom configuration needs the platform operator's token (printed by agcluster up, or AGC_OPERATOR_TOKEN). Enter it in the builder's Operator token field and try again.",
+        };
       return {
         ...base,
         title: "No API key",
@@ -87,7 +93,33 @@ export function humanize(err: unknown, ctx: ErrorContext): HumanError {
         title: ctx === "launch" ? "The agent container failed to start" : "A worker failed to answer",
         hint: "The worker could not start or reach the agent's container. Check the worker logs (the detail below says why) and try again.",
       };
+    case 429: {
+      const wait = err.retryAfter ? ` Try again in ${err.retryAfter} s.` : "";
+      const limit = (err.body as { limit?: string } | null)?.limit;
+      const title =
+        limit === "launch_rate"
+          ? "Too many launches"
+          : limit === "max_streams_per_key"
+            ? "Too many open streams"
+            : "Too many sessions";
+      return {
+        ...base,
+        title,
+        hint:
+          limit === "launch_rate"
+            ? `This platform limits how often one API key may launch.${wait}`
+            : limit === "max_streams_per_key"
+              ? `This API key has too many live views open. Close other tabs showing sessions.${wait}`
+              : `This platform limits how many sessions may run at once. Stop a session you no longer need on the Sessions page.${wait}`,
+      };
+    }
     case 503:
+      if ((err.body as { reason?: string } | null)?.reason === "no_capacity")
+        return {
+          ...base,
+          title: "Every worker is full",
+          hint: `All workers run as many sessions as they may.${err.retryAfter ? ` Try again in ${err.retryAfter} s,` : " Try again later,"} stop a session you no longer need, or add a worker.`,
+        };
       return {
         ...base,
         title: "No worker is running",

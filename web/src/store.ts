@@ -88,3 +88,23 @@ export function applyTheme(t: Theme) {
   if (t === "auto") root.removeAttribute("data-theme");
   else root.setAttribute("data-theme", t);
 }
+
+// The operator token (custom-config writes): this tab only (sessionStorage), never persisted.
+const OPERATOR = "agc.operatorToken";
+
+export function getOperatorToken(): string {
+  try {
+    return sessionStorage.getItem(OPERATOR) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+export function setOperatorToken(v: string) {
+  try {
+    if (v.trim()) sessionStorage.setItem(OPERATOR, v.trim());
+    else sessionStorage.removeItem(OPERATOR);
+  } catch {
+    /* storage disabled */
+  }
+}

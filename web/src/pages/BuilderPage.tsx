@@ -6,6 +6,7 @@ import { declaredCredentials, formToConfig } from "../builder";
 import { ErrorBanner, toast } from "../components/ui";
 import { humanize, type HumanError } from "../errors";
 import { useLauncher } from "../hooks/useLauncher";
+import { getOperatorToken } from "../store";
 import { AgentsSection } from "./builder/AgentsSection";
 import { BuilderSide } from "./builder/BuilderSide";
 import { IdentitySection } from "./builder/IdentitySection";
@@ -33,7 +34,7 @@ export function BuilderPage({ from }: { from: string | null }) {
     setSaving(true);
     setSaveErr(null);
     try {
-      await api.saveCustom(config);
+      await api.saveCustom(config, getOperatorToken());
       toast(`Saved “${config.name}” (${config.id})`);
     } catch (e) {
       setSaveErr(humanize(e, "save"));

@@ -3,6 +3,7 @@ import { Icon, Spinner } from "../../components/Icon";
 import { ErrorBanner, toast } from "../../components/ui";
 import { ApiKeyField } from "../../components/ApiKeyField";
 import { HealthBanner } from "../../components/HealthBanner";
+import { OperatorTokenField } from "../../components/OperatorTokenField";
 import type { HumanError } from "../../errors";
 import type { Validation } from "./logic";
 import { ValidationStatus } from "./ValidationStatus";
@@ -37,6 +38,7 @@ export function BuilderSide({
       <div class="card side-card">
         <ValidationStatus validation={validation} />
         <ApiKeyField compact />
+        <OperatorTokenField />
         <ErrorBanner error={saveErr} onDismiss={onDismissSaveErr} testid="save-error" />
         <ErrorBanner error={launchErr} onDismiss={onDismissLaunchErr} testid="launch-error" />
         <div class="side-actions">

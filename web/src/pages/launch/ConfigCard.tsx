@@ -6,6 +6,7 @@ import { ErrorBanner, toast } from "../../components/ui";
 import { humanize, type HumanError } from "../../errors";
 import { cpusFromQuota } from "../../format";
 import { linkClick } from "../../router";
+import { getOperatorToken } from "../../store";
 import type { AgentConfig, ConfigSummary, EgressPolicy, SystemPrompt } from "../../types";
 export function PromptView({ prompt }: { prompt: SystemPrompt | null | undefined }) {
   if (prompt == null || prompt === "") return <div class="muted small">No system prompt (the SDK default).</div>;
@@ -178,7 +179,7 @@ export function ConfigCard({
               data-testid="confirm-delete-config"
               onClick={async () => {
                 try {
-                  await api.deleteCustom(cfg.id);
+                  await api.deleteCustom(cfg.id, getOperatorToken());
                   toast(`Deleted ${cfg.id}`);
                   onDeleted();
                 } catch (e) {
