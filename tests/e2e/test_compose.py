@@ -308,6 +308,30 @@ def test_quick_start_builds_runs_and_keeps_itself_up(compose: Compose) -> None:
                 120, f"{ctr.name} healthy",
             )  # fmt: skip
 
+    # -- NATS and Redis refuse whoever lacks the credentials init generated ----------------
+    _, out = by_service["redis"][0].exec_run(["redis-cli", "ping"])
+    assert b"NOAUTH" in out, out
+    probe = (
+        "import socket; s = socket.create_connection(('127.0.0.1', 4222), 5); s.recv(4096); "
+        "s.sendall(b'CONNECT {\"verbose\":false}\\r\\nPING\\r\\n'); print(s.recv(4096).decode())"
+    )
+    _, out = by_service["nats"][0].exec_run(["python3", "-c", probe])
+    assert b"Authorization Violation" in out, out
+
+    # -- custom configs need the operator token init generated (readable in the api only) --
+    _, token = by_service["api"][0].exec_run(
+        ["sed", "-n", "s/^AGC_OPERATOR_TOKEN=//p", "/run/agc-secrets/credentials/api.env"]
+    )
+    custom = {"id": f"compose-{uuid.uuid4().hex[:6]}", "name": "Compose", "allowed_tools": ["Read"]}
+    with httpx.Client(base_url=base, timeout=30) as http:
+        assert http.post("/api/configs/custom", json=custom).status_code == 401
+        r = http.post(
+            "/api/configs/custom",
+            json=custom,
+            headers={"Authorization": f"Bearer {token.decode().strip()}"},
+        )
+        assert r.status_code == 201, r.text
+
     # -- an agent, launched from the image the build made, answering ------------------------
     sid, auth = launch_and_chat(c, base, "hello compose")
     agent = client.containers.get(f"agc-{sid}")
