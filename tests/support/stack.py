@@ -27,6 +27,7 @@ from agcluster.credentials import Credentials, ensure_credentials
 from agcluster.procs import Service
 from tests.support.auth import start_nats_with_auth, start_redis_with_acl
 from tests.support.sse import Sse, iter_sse
+from workers.storage import WorkspaceStorage
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("AGC_AGENT_IMAGE", "agcluster-agent:latest")
@@ -205,6 +206,9 @@ class Stack:
                 proc.wait(10)
         self.stop_api()
         remove_containers(self.worker_ids)
+        # The workspaces the workers loop-mounted for those containers (workers/storage.py):
+        # a mount left behind would keep the test's tmp dir from ever being removed.
+        WorkspaceStorage(self.tmp / "storage").remove_all()
         for svc in (self.redis, self.nats):
             if svc is not None:
                 svc.stop()
