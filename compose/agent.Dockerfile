@@ -29,7 +29,12 @@ RUN python3 -m venv /opt/venv \
  && find "$sp/pandas" "$sp/numpy" "$sp/scipy" "$sp/sklearn" "$sp/matplotlib" \
         -type d -name tests -prune -exec rm -rf {} + \
  && /opt/venv/bin/python -c 'import claude_agent_sdk, msgspec, pydantic, yaml, pandas, numpy, \
-        scipy.stats, sklearn.linear_model, matplotlib.pyplot'
+        scipy.stats, sklearn.linear_model, matplotlib.pyplot' \
+ && { /opt/venv/bin/python -m compileall -q -f -j 0 --invalidation-mode unchecked-hash "$sp" \
+        >/dev/null || true; }
+# ^ bytecode for every module, checked against nothing at run time: the root is read-only and
+#   PYTHONDONTWRITEBYTECODE=1, so a container can never cache what it compiles, and a source
+#   file never changes after the build (the image is rebuilt instead). Saves a stat per import.
 
 # ---- stage 2: the runtime image
 FROM ${BASE_IMAGE}
@@ -52,7 +57,7 @@ COPY --from=venv /opt/venv /opt/venv
 COPY broker/ /opt/agc/broker/
 COPY runner/ /opt/agc/runner/
 COPY configs/ /opt/agc/configs/
-RUN /opt/venv/bin/python -m compileall -q /opt/agc >/dev/null || true
+RUN /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/agc >/dev/null
 
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     VIRTUAL_ENV=/opt/venv \
