@@ -3,6 +3,7 @@
 #
 #   make up                   set up, then run the whole local stack in the foreground
 #   make test [ARGS="-k x"]   setup + ruff format --check + ruff check + mypy + pytest ARGS
+#   make test-slow [ARGS=...] pytest ARGS on a throttled CPU (AGC_CPU cores, default 0.5)
 #   make bench [ARGS=...]     python -m tests.bench
 #   make lint | typecheck | fmt
 #   make image                build (if inputs changed) and verify the agent image
@@ -16,7 +17,7 @@ ARGS  ?=
 STAGES ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help up test bench lint typecheck fmt image platform setup web browser stop-docker
+.PHONY: help up test test-slow bench lint typecheck fmt image platform setup web browser stop-docker
 
 help:
 	@awk '/^$$/ { exit } { sub(/^# ?/, ""); print }' Makefile
@@ -30,6 +31,9 @@ up:
 
 test:
 	scripts/test.sh $(ARGS)
+
+test-slow:
+	scripts/test-throttled.sh $(ARGS)
 
 bench:
 	scripts/bench.sh $(ARGS)

@@ -257,12 +257,6 @@ def _start_stack(
         "AGC_HOST": s.host,
         "AGC_PORT": str(ports.api),
     }
-    base_url = env.get("ANTHROPIC_BASE_URL", "")
-    if "AGC_AGENT_NETWORK" not in env and base_url.startswith(
-        ("http://127.", "http://localhost", "https://127.", "https://localhost")
-    ):
-        # A gateway on this host's loopback is only reachable from host networking.
-        env["AGC_AGENT_NETWORK"] = "host"
     exe = [sys.executable, "-m", "agcluster.cli"]
 
     def starter(role: str, name: str, child_env: dict[str, str]) -> Child:

@@ -293,7 +293,10 @@ def test_container_is_locked_down_with_the_configs_limits(
     sid, _ = session
     attrs = container(sid).attrs
     host = attrs["HostConfig"]
-    assert attrs["Config"]["User"] == "1000:1000"
+    # The runner is uid 0 with only SETUID/SETGID/KILL (to start and signal the agent as
+    # 1000); the agent's own processes run as 1000 with no capabilities (docs/sandbox.md).
+    assert attrs["Config"]["User"] == "0:0" and host["NetworkMode"] == "none"
+    assert sorted(c.removeprefix("CAP_") for c in host["CapAdd"]) == ["KILL", "SETGID", "SETUID"]
     assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
     assert host["ReadonlyRootfs"] is True and host["Privileged"] is False
     assert host["Memory"] == 4 * 1024**3 and host["CpuQuota"] == 200000
@@ -301,9 +304,13 @@ def test_container_is_locked_down_with_the_configs_limits(
     assert "/tmp" in host["Tmpfs"]
     assert attrs["Config"]["Labels"]["agc.session"] == sid
     assert not any("sk-test" in e for e in attrs["Config"]["Env"])
-    _code, out = exec_in(sid, "id -u; grep CapEff /proc/1/status; touch /usr/x 2>&1; echo $?")
+    _code, out = exec_in(
+        sid,
+        "id -u; grep CapEff /proc/self/status; grep CapEff /proc/1/status; touch /usr/x 2>&1; echo $?",
+    )
     lines = out.splitlines()
     assert lines[0] == "1000" and lines[1].split()[1] == "0000000000000000"
+    assert lines[2].split()[1] == "00000000000000e0"  # PID 1 (tini, root): KILL SETGID SETUID
     assert "Read-only file system" in out and lines[-1] == "1"
 
 
