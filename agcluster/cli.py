@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -16,9 +18,16 @@ def _run_api(_: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.settings import ApiSettings
+    from broker.connect import ConnectError, check_connections
 
     settings = ApiSettings()
     configure_logging(settings.log_level, json=settings.log_json)
+    try:
+        # Credentials and certificates checked before serving: one clear line when wrong.
+        asyncio.run(check_connections(settings, name="agc-api"))
+    except ConnectError as exc:
+        print(f"agcluster api: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -31,12 +40,37 @@ def _run_api(_: argparse.Namespace) -> int:
 
 
 def _run_worker(_: argparse.Namespace) -> int:
+    from broker.connect import ConnectError
     from workers.settings import WorkerSettings
     from workers.worker import run_worker
 
     settings = WorkerSettings()
     configure_logging(settings.log_level, json=settings.log_json)
-    asyncio.run(run_worker(settings))
+    try:
+        asyncio.run(run_worker(settings))
+    except ConnectError as exc:
+        # A wrong credential or certificate: say which, without a traceback.
+        print(f"agcluster worker: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run_credentials(args: argparse.Namespace) -> int:
+    """Generate the platform's credentials into a directory (kept if already there)."""
+    from agcluster.credentials import CredentialsError, ensure_credentials
+
+    try:
+        creds = ensure_credentials(
+            Path(args.dir), operator_token=os.environ.get("AGC_OPERATOR_TOKEN") or None
+        )
+    except CredentialsError as exc:
+        print(f"agcluster: {exc}", file=sys.stderr)
+        return 1
+    # Paths only: the secrets stay in the 0600 files.
+    print(
+        f"agcluster: credentials in {creds.dir}: nats-auth.conf (nats-server), redis.acl "
+        "(redis-server --aclfile), api.env / worker.env / reader.env (one per role)"
+    )
     return 0
 
 
@@ -76,6 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         help="run N nats-server nodes as one JetStream cluster (AGC_NATS_CLUSTER; 1 or 3+)",
     )
     up.set_defaults(fn=_run_up)
+    cred = sub.add_parser(
+        "credentials", help="generate NATS users, the Redis ACL and the operator token"
+    )
+    cred.add_argument("--dir", required=True, help="directory to keep them in (created 0700)")
+    cred.set_defaults(fn=_run_credentials)
     args = parser.parse_args(argv)
     sys.exit(args.fn(args))
 

@@ -8,6 +8,7 @@ directory for compose or another host), created once and reused:
 - ``nats-auth.conf`` (0600): the ``authorization`` block nats-server includes, one user per
   role with the subject permissions below;
 - ``redis.acl`` (0600): Redis ACL users (``default`` off; passwords stored as SHA-256 only);
+- ``operator.token`` (0600): the token custom-config writes need (``AGC_OPERATOR_TOKEN``);
 - ``api.env``, ``worker.env``, ``reader.env`` (0600): ``AGC_*`` lines a process of that role
   reads (``set -a; . ./worker.env; set +a``, or compose's ``env_file``), so no password is ever
   in a command line.
@@ -201,6 +202,7 @@ def ensure_credentials(directory: Path, *, operator_token: str | None = None) ->
         for role in ROLES:
             lines = "".join(f"{k}={v}\n" for k, v in creds.role_env(role).items())
             _write_private(creds.env_file(role), lines)
+        _write_private(directory / "operator.token", creds.operator_token + "\n")
     except OSError as exc:
         raise CredentialsError(f"cannot write credentials into {directory}: {exc}") from exc
     return creds

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from agcluster import instance
+from agcluster.credentials import Credentials, ensure_credentials
 from agcluster.instance import InstanceError
 from agcluster.procs import (
     Service,
@@ -102,8 +103,12 @@ def nats_conf(s: UpSettings, state: Path, extra: Sequence[str] = ()) -> Path | N
     return path
 
 
+# The users and permissions of every role (agcluster/credentials.py), relative to nats.conf.
+NATS_AUTH_INCLUDE = 'include "credentials/nats-auth.conf"'
+
+
 def _nats_children(s: UpSettings, state: Path, logs: Path, ports: Ports) -> list[Child]:
-    conf = nats_conf(s, state)
+    conf = nats_conf(s, state, extra=[NATS_AUTH_INCLUDE])
     if s.nats_cluster == 1:
 
         def start_one() -> Service:
@@ -223,9 +228,21 @@ def run_up(s: UpSettings) -> int:
         inst.release()
 
 
+def _tell_operator_token(creds: Credentials) -> None:
+    """Say where the operator token is; show it only on an interactive terminal (never a log)."""
+    where = creds.dir / "operator.token"
+    if sys.stdout.isatty():
+        print(f"agcluster: operator token (to save custom configs): {creds.operator_token}")
+    print(f"agcluster: the operator token is in {where} (AGC_OPERATOR_TOKEN sets it)", flush=True)
+
+
 def _start_stack(
     s: UpSettings, sup: Supervisor, state: Path, logs: Path, ports: Ports, urls: dict[str, str]
 ) -> None:
+    creds = ensure_credentials(
+        state / "credentials", operator_token=os.environ.get("AGC_OPERATOR_TOKEN") or None
+    )
+    _tell_operator_token(creds)
     nats_nodes = [sup.add(c) for c in _nats_children(s, state, logs, ports)]
     if len(nats_nodes) > 1:
         _wait_for_meta_leader(nats_nodes)
@@ -234,7 +251,11 @@ def _start_stack(
 
     def start_redis_() -> Service:
         return start_redis(
-            state / "redis", port=ports.redis, log_path=logs / "redis.log", die_with_parent=True
+            state / "redis",
+            port=ports.redis,
+            log_path=logs / "redis.log",
+            die_with_parent=True,
+            extra_args=["--aclfile", str(creds.redis_acl)],
         )
 
     redis_child = sup.add(Child("redis", start_redis_, TIER_REDIS))
@@ -268,7 +289,9 @@ def _start_stack(
         tier = TIER_API if role == "api" else TIER_WORKER
         return Child(name, start, tier, api_url if role == "api" else "")
 
-    sup.add(starter("api", "api", env))
+    # Each role logs in as itself (a worker cannot publish users' commands); no secret in argv.
+    sup.add(starter("api", "api", {**env, **creds.role_env("api")}))
+    env = {**env, **creds.role_env("worker")}
     for i in range(s.workers):
         wid = s.worker_id if s.workers == 1 else ""
         sup.add(

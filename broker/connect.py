@@ -220,3 +220,14 @@ async def connect_redis(settings: CommonSettings, *, first_attempt_for: float = 
                 ) from None
             log.warning("redis not reachable yet", servers=where, error=str(exc))
             await asyncio.sleep(0.5)
+
+
+async def check_connections(settings: CommonSettings, *, name: str) -> None:
+    """Connect to NATS and Redis once and leave: a process checks its credentials before it
+    starts serving, so a wrong one is one clear line (:class:`ConnectError`), not a traceback."""
+    nc = await connect_nats(settings.nats_url, name=name, auth=nats_auth(settings))
+    try:
+        redis = await connect_redis(settings)
+        await redis.aclose()
+    finally:
+        await nc.close()

@@ -18,6 +18,7 @@ from typing import Any
 import nats
 import pytest
 
+from agcluster.credentials import ensure_credentials
 from tests.modelserver.script import step, text
 from tests.modelserver.server import ModelServer
 from tests.support.stack import require_docker
@@ -48,7 +49,10 @@ def js_call(up: Up, fn: Any) -> Any:
     """Run ``fn(js)`` against the cluster with a client of its own."""
 
     async def run() -> Any:
-        nc = await nats.connect(up.status()["nats_url"].split(","), connect_timeout=2)
+        # The platform's NATS has users: log in as the API does (agcluster/credentials.py).
+        creds = ensure_credentials(up.state / "credentials")
+        urls = creds.nats_url(up.status()["nats_url"], "api")
+        nc = await nats.connect(urls.split(","), connect_timeout=2)
         try:
             return await fn(nc.jetstream())
         finally:

@@ -423,3 +423,35 @@ async def test_start_nats_with_auth_hands_out_role_urls(
             await nc.close()
     finally:
         svc.stop()
+
+
+@pytest.mark.parametrize("role", ["api", "worker"])
+def test_a_process_with_a_wrong_credential_says_why_and_exits(
+    role: str, nats_server: Service, redis_server: Service, tmp_path: Path, secret_key: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGC_")}
+    env |= {
+        "AGC_SECRET_KEY": secret_key,
+        "AGC_STATE_DIR": str(tmp_path),
+        "AGC_PORT": "0",
+        "AGC_NATS_URL": nats_server.extra[f"url:{role}"],
+        # Redis without its password: refused at once, before anything is served.
+        "AGC_REDIS_URL": redis_server.extra["url:none"],
+    }
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "agcluster.cli", role],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert time.monotonic() - t0 < 30
+    assert "Redis" in proc.stderr and "refused the credentials" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
