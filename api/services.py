@@ -92,7 +92,7 @@ def _hub_limits(s: ApiSettings) -> HubLimits:
         max_replays=s.sse_max_replays,
         linger=s.sse_linger,
         keepalive=s.sse_keepalive,
-        retry_after=s.sse_retry_after,
+        retry_after=s.retry_after,
     )
 
 

@@ -58,9 +58,6 @@ class ApiSettings(CommonSettings):
     sse_linger: float = Field(
         10.0, ge=0, description="Seconds a session stays followed after its last client left."
     )
-    sse_retry_after: int = Field(
-        2, ge=1, description="`Retry-After` seconds of a 503 when an SSE limit is reached."
-    )
     max_body_bytes: int = Field(
         1_048_576, description="Largest JSON request body (uploads have their own limits)."
     )

@@ -272,7 +272,7 @@ async def test_a_slow_client_is_cut_with_an_error_event_and_never_holds_up_the_o
 
 
 async def test_a_reached_limit_answers_503_with_retry_after(settings: Settings, js: Any) -> None:
-    async with serve_api(settings(sse_max_clients=2, sse_max_sessions=1)) as api:
+    async with serve_api(settings(sse_max_clients=2, sse_max_sessions=1, retry_after=2)) as api:
         sess = await _session(api)
         other = await _session(api)
         async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as c:
