@@ -157,6 +157,11 @@ class EventHub:
         topic = self._topics.get(sid)
         if topic is None:
             if len(self._topics) >= self.limits.max_sessions:
+                # A session nobody watches any more (lingering) makes room first.
+                idle = next((t for t in self._topics.values() if not t.subs and t.lingering), None)
+                if idle is not None:
+                    self._drop(idle)
+            if len(self._topics) >= self.limits.max_sessions:
                 raise HubFull(
                     f"this API process already follows {self.limits.max_sessions} sessions "
                     "(AGC_SSE_MAX_SESSIONS)",
@@ -294,6 +299,10 @@ class _Topic:
     def leave(self, sub: Subscription) -> None:
         if sub in self.subs:
             self.subs.discard(sub)
+
+    @property
+    def lingering(self) -> bool:
+        return self._linger is not None
 
     def linger(self) -> None:
         """Keep following a while after the last client left (a reconnect is likely)."""

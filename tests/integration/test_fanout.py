@@ -292,6 +292,11 @@ async def test_a_reached_limit_answers_503_with_retry_after(settings: Settings, 
             await _until(lambda: _hub(api).clients == 0, "streams released")
             async with c.stream("GET", url, headers=sess.auth) as again:
                 assert again.status_code == 200
+            # A session nobody watches any more makes room for another at once.
+            await _until(lambda: _hub(api).clients == 0, "stream released")
+            other_url = f"/api/agents/{other.session_id}/events"
+            async with c.stream("GET", other_url, headers=other.auth) as r:
+                assert r.status_code == 200 and _hub(api).sessions == 1
 
 
 async def test_chat_sse_is_text_event_stream_for_standard_clients(
