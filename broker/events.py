@@ -81,6 +81,19 @@ class ThinkingDelta(Event, tag="thinking.delta"):
     parent_tool_use_id: str | None = None
 
 
+class StreamRetry(Event, tag="stream.retry"):
+    """The model request that was streaming was cut and is being sent again.
+
+    The CLI retries a model request whose stream broke (e.g. the worker holding the session's
+    model gateway died mid-turn). A consumer drops the text and thinking deltas it received
+    since the last complete block (``message``, ``thinking``, ``tool.started``) of the same
+    ``parent_tool_use_id``: the retry streams them again from the start.
+    """
+
+    turn_id: str
+    parent_tool_use_id: str | None = None
+
+
 class AssistantText(Event, tag="message"):
     """A complete assistant text block."""
 
@@ -262,6 +275,7 @@ AnyEvent = (
     | TurnStarted
     | TextDelta
     | ThinkingDelta
+    | StreamRetry
     | AssistantText
     | Thinking
     | ToolStarted

@@ -4,6 +4,9 @@ Mapping (``parent_tool_use_id`` is carried wherever the event has the field, so 
 activity can be nested under the tool call that started it):
 
 - ``StreamEvent``: ``text_delta`` → ``text.delta``, ``thinking_delta`` → ``thinking.delta``.
+  A ``message_start`` while the same caller's previous message never reached ``message_stop``
+  in this turn, or the CLI's ``api_retry`` system message → ``stream.retry`` (the CLI is
+  re-sending a request whose stream was cut).
   The structural stream events (``message_start``, ``content_block_start/stop``,
   ``message_delta``, ``message_stop``, ``ping``) and the ``input_json_delta`` /
   ``signature_delta`` / ``citations_delta`` deltas are skipped: the complete block follows in
@@ -51,6 +54,7 @@ from broker.events import (
     ErrorEvent,
     Event,
     RawSdkMessage,
+    StreamRetry,
     SystemNotice,
     TextDelta,
     Thinking,
@@ -107,6 +111,8 @@ class Translator:
         self._remember = remember
         # tool_use_id -> (tool name, turn id); bounded so a long session cannot grow it forever.
         self._tools: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        # parent_tool_use_id -> turn of a model stream that started and has not stopped yet.
+        self._open_streams: dict[str | None, str | None] = {}
 
     def turn_of(self, tool_use_id: str | None) -> str | None:
         """Return the turn whose tool call ``tool_use_id`` was (routes sub-agent messages)."""
@@ -130,14 +136,15 @@ class Translator:
         if isinstance(message, UserMessage):
             return self._user(message, raw, ctx)
         if isinstance(message, SystemMessage):
-            return [
-                SystemNotice(
-                    session_id=self.session_id,
-                    subtype=message.subtype,
-                    data=dict(message.data),
-                    turn_id=ctx.turn_id,
-                )
-            ]
+            notice = SystemNotice(
+                session_id=self.session_id,
+                subtype=message.subtype,
+                data=dict(message.data),
+                turn_id=ctx.turn_id,
+            )
+            if message.subtype == "api_retry":
+                return [notice, *self._retried(ctx)]
+            return [notice]
         if isinstance(message, ResultMessage):
             return self._result(message, ctx)
         if message is None:
@@ -147,10 +154,41 @@ class Translator:
         data = raw if raw is not None else _plain(message)
         return [self._raw(_kind_of(message), data, ctx)]
 
+    def _retried(self, ctx: TurnContext) -> list[Event]:
+        """The CLI says it retries a model request: whatever of it streamed is void.
+
+        The notice does not say whose request it was, so every stream open in this turn is
+        marked (the lead's when none is known): a consumer only drops partial text with it.
+        """
+        parents = [p for p, turn in self._open_streams.items() if turn == ctx.turn_id] or [None]
+        for parent in parents:
+            self._open_streams.pop(parent, None)  # the retry's message_start opens it again
+        return [
+            StreamRetry(session_id=self.session_id, turn_id=ctx.turn_id or "", parent_tool_use_id=p)
+            for p in parents
+        ]
+
     # ------------------------------------------------------------------ per message type
     def _stream(self, message: StreamEvent, ctx: TurnContext) -> list[Event]:
         ev = message.event
         kind = ev.get("type")
+        parent = message.parent_tool_use_id
+        if kind == "message_start":
+            # Streams of an earlier turn (one interrupted mid-stream never stops) do not count.
+            cut = parent in self._open_streams and self._open_streams[parent] == ctx.turn_id
+            self._open_streams[parent] = ctx.turn_id
+            if cut:
+                return [
+                    StreamRetry(
+                        session_id=self.session_id,
+                        turn_id=ctx.turn_id or "",
+                        parent_tool_use_id=parent,
+                    )
+                ]
+            return []
+        if kind == "message_stop":
+            self._open_streams.pop(parent, None)
+            return []
         if kind == "content_block_delta":
             delta = ev.get("delta") or {}
             delta_type = delta.get("type")
@@ -255,6 +293,7 @@ class Translator:
         return events
 
     def _result(self, message: ResultMessage, ctx: TurnContext) -> list[Event]:
+        self._open_streams.clear()  # the turn is over, however its streams ended
         interrupted = ctx.interrupted or message.terminal_reason in _ABORTED_REASONS
         events: list[Event] = []
         failed = message.is_error or ctx.api_error is not None

@@ -22,7 +22,15 @@ from agcluster.credentials import ensure_credentials
 from tests.modelserver.script import step, text
 from tests.modelserver.server import ModelServer
 from tests.support.stack import require_docker
-from tests.support.turns import WORDS, ChatStream, Follower, last_event_id, launch, replay_turn
+from tests.support.turns import (
+    WORDS,
+    ChatStream,
+    Follower,
+    last_event_id,
+    launch,
+    replay_turn,
+    streamed_text,
+)
 from tests.support.up import Up, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -145,7 +153,7 @@ def test_soak_a_node_killed_mid_turn_loses_and_duplicates_nothing(
             assert ids == sorted(set(ids)), (rnd, victim, ids)
             stored = replay_turn(cluster, sid, keys[sid], turn_id)
             assert [(e.id, e.event) for e in mine] == [(e.id, e.event) for e in stored]
-            streamed = "".join(e.data["text"] for e in mine if e.event == "text.delta")
+            streamed = streamed_text(mine)
             assert streamed == WORDS, (rnd, victim, streamed)
             assert [e.event for e in mine].count("turn.completed") == 1
         # The restarted node rejoins and catches up with the stream's leader.

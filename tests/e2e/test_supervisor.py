@@ -19,7 +19,15 @@ import pytest
 from tests.modelserver.script import step, text
 from tests.modelserver.server import ModelServer
 from tests.support.stack import require_docker
-from tests.support.turns import WORDS, ChatStream, Follower, last_event_id, launch, replay_turn
+from tests.support.turns import (
+    WORDS,
+    ChatStream,
+    Follower,
+    last_event_id,
+    launch,
+    replay_turn,
+    streamed_text,
+)
 from tests.support.up import Up, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -64,7 +72,7 @@ def kill_mid_turn(up: Up, victim: str, model: ModelServer) -> tuple[Follower, Ch
     assert ids == sorted(set(ids)), ids
     stored = replay_turn(up, sid, key, turn_id)
     assert [(e.id, e.event) for e in mine] == [(e.id, e.event) for e in stored]
-    streamed = "".join(e.data["text"] for e in mine if e.event == "text.delta")
+    streamed = streamed_text(mine)
     full = [e.data["text"] for e in mine if e.event == "message"]
     assert streamed == WORDS and full == [WORDS], (streamed, full, [e.event for e in mine])
     assert [e.event for e in mine].count("turn.completed") == 1

@@ -24,6 +24,7 @@ from broker.events import (
     ErrorEvent,
     Event,
     RawSdkMessage,
+    StreamRetry,
     SystemNotice,
     TextDelta,
     Thinking,
@@ -380,3 +381,62 @@ def test_other_messages_become_sdk_raw() -> None:
     assert isinstance(unknown[0], RawSdkMessage)
     assert unknown[0].data == {"type": "tool_progress", "n": 1}
     roundtrip(out + unknown)
+
+
+def _delta(text: str) -> dict[str, Any]:
+    return {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": text},
+    }
+
+
+def test_a_model_stream_started_again_before_it_stopped_is_marked_as_a_retry() -> None:
+    t = Translator(SID)
+    start, stop = {"type": "message_start", "message": {}}, {"type": "message_stop"}
+    out = [
+        *t.translate(stream(start), None, ctx()),
+        *t.translate(stream(_delta("w00 ")), None, ctx()),
+        # the stream is cut here (its gateway died); the CLI sends the request again
+        *t.translate(stream(start), None, ctx()),
+        *t.translate(stream(_delta("w00 w01")), None, ctx()),
+        *t.translate(stream(stop), None, ctx()),
+        # a normal next request of the same turn (after a tool call) is no retry
+        *t.translate(stream(start), None, ctx()),
+        *t.translate(stream(stop), None, ctx()),
+    ]
+    assert [type(e) for e in out] == [TextDelta, StreamRetry, TextDelta]
+    retry = out[1]
+    assert isinstance(retry, StreamRetry)
+    assert retry.turn_id == "t1" and retry.parent_tool_use_id is None
+    roundtrip(out)
+
+
+def test_retries_are_tracked_per_sub_agent_and_per_turn() -> None:
+    t = Translator(SID)
+    start = {"type": "message_start", "message": {}}
+    # The lead and a sub-agent stream at once: each has its own open stream.
+    assert t.translate(stream(start), None, ctx()) == []
+    assert t.translate(stream(start, parent="toolu_1"), None, ctx()) == []
+    again = t.translate(stream(start, parent="toolu_1"), None, ctx())
+    assert [(type(e), e.parent_tool_use_id) for e in again] == [(StreamRetry, "toolu_1")]  # type: ignore[attr-defined]
+    # A turn interrupted mid-stream never sees message_stop: the next turn starts clean.
+    t.translate(result(), None, ctx())
+    assert t.translate(stream(start), None, ctx("t2")) == []
+
+
+def test_the_clis_api_retry_notice_voids_what_the_cut_stream_showed() -> None:
+    t = Translator(SID)
+    t.translate(stream({"type": "message_start", "message": {}}), None, ctx())
+    t.translate(stream(_delta("w00 ")), None, ctx())
+    retry = SystemMessage(subtype="api_retry", data={"subtype": "api_retry", "attempt": 1})
+    out = t.translate(retry, None, ctx())
+    assert [type(e) for e in out] == [SystemNotice, StreamRetry]
+    # The retried request's own message_start is the stream starting again, not a second retry.
+    assert t.translate(stream({"type": "message_start", "message": {}}), None, ctx()) == []
+    # With no stream known (the cut came before any delta), the lead's is the one marked.
+    fresh = Translator(SID).translate(retry, None, ctx())
+    assert [(type(e), getattr(e, "parent_tool_use_id", "-")) for e in fresh] == [
+        (SystemNotice, "-"),
+        (StreamRetry, None),
+    ]

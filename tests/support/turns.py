@@ -123,3 +123,23 @@ def replay_turn(up: Up, sid: str, key: str, turn_id: str) -> list[Sse]:
                 if ev.event == "turn.completed":
                     break
     return out
+
+
+def streamed_text(events: list[Sse]) -> str:
+    """The assistant text a client shows from the deltas, as a consumer must read them.
+
+    ``stream.retry`` says the model request streaming until then was cut and is being sent
+    again (e.g. its gateway died with a worker): the partial text since the last complete
+    block is dropped, because the retry streams it anew.
+    """
+    done, partial = "", ""
+    for e in events:
+        if e.data.get("parent_tool_use_id"):
+            continue
+        if e.event == "text.delta":
+            partial += e.data["text"]
+        elif e.event == "stream.retry":
+            partial = ""
+        elif e.event == "message":
+            done, partial = done + partial, ""
+    return done + partial

@@ -20,6 +20,7 @@ EVENT_SAMPLES: list[events.Event] = [
     events.TurnStarted(session_id=SID, turn_id="t1"),
     events.TextDelta(session_id=SID, turn_id="t1", text="he", index=0),
     events.ThinkingDelta(session_id=SID, turn_id="t1", text="hm"),
+    events.StreamRetry(session_id=SID, turn_id="t1", parent_tool_use_id="toolu_1"),
     events.AssistantText(session_id=SID, turn_id="t1", text="hello", model="m"),
     events.Thinking(session_id=SID, turn_id="t1", text="think", signature="s"),
     events.ToolStarted(

@@ -70,6 +70,16 @@ export interface ThinkingDelta {
   v?: number;
 }
 
+/** The model request that was streaming was cut and is being sent again. The CLI retries a model request whose stream broke (e.g. the worker holding the session's model gateway died mid-turn). A consumer drops the text and thinking deltas it received since the last complete block (`message`, `thinking`, `tool.started`) of the same `parent_tool_use_id`: the retry streams them again from the start. */
+export interface StreamRetry {
+  type: "stream.retry";
+  turn_id: string;
+  parent_tool_use_id?: string | null;
+  session_id: string;
+  ts?: number;
+  v?: number;
+}
+
 /** A complete assistant text block. */
 export interface AssistantText {
   type: "message";
@@ -270,6 +280,7 @@ export type AnyEvent =
   | TurnStarted
   | TextDelta
   | ThinkingDelta
+  | StreamRetry
   | AssistantText
   | Thinking
   | ToolStarted
@@ -297,6 +308,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   "turn.started",
   "text.delta",
   "thinking.delta",
+  "stream.retry",
   "message",
   "thinking",
   "tool.started",

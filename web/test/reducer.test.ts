@@ -98,6 +98,22 @@ describe("applyMessages", () => {
     expect(texts).toEqual(["Aa!", "B!"]);
   });
 
+  it("drops what a cut model stream showed when it is retried (stream.retry)", () => {
+    const s = applyMessages(initialChatState(), [
+      ev("thinking.delta", { turn_id: "t", text: "hm" }),
+      ev("text.delta", { turn_id: "t", text: "w00 w01 ", index: 0 }),
+      ev("text.delta", { turn_id: "t", text: "sub", index: 0, parent_tool_use_id: "toolu_1" }),
+      ev("stream.retry", { turn_id: "t" }),
+      ev("text.delta", { turn_id: "t", text: "w00 w01 w02", index: 0 }),
+    ]);
+    const items = s.turns[0].items as TextItem[];
+    // The lead's partial text and thinking are gone; the sub-agent's stream is its own.
+    expect(items.map((i) => [i.text, i.parent ?? null])).toEqual([
+      ["sub", "toolu_1"],
+      ["w00 w01 w02", null],
+    ]);
+  });
+
   it("adds a complete message without deltas, and thinking", () => {
     const s = applyMessages(initialChatState(), [
       ev("thinking.delta", { turn_id: "t", text: "hmm " }),

@@ -56,6 +56,18 @@ export const textHandlers: Handlers = {
       t.items.push({ kind: "thinking", key: d.key("h"), text, streaming: true, parent });
     }
   },
+  // The model request was cut and is sent again (e.g. its worker died): what it streamed so far
+  // is dropped, because the retry streams it anew from the start.
+  "stream.retry": (d, e) => {
+    const t = d.turnFor(e, true)!;
+    const parent = str(e.parent_tool_use_id);
+    for (let k = t.items.length - 1; k >= 0; k--) {
+      const it = t.items[k];
+      if ((it.kind === "text" || it.kind === "thinking") && it.streaming && it.parent === parent) {
+        t.items.splice(k, 1);
+      }
+    }
+  },
   thinking: (d, e) => {
     const t = d.turnFor(e, true)!;
     const parent = str(e.parent_tool_use_id);
