@@ -161,6 +161,29 @@ def tool_item(scope: Page | Locator, name: str) -> Locator:
 
 
 # ---------------------------------------------------------------------------- tests
+def test_the_dashboard_is_served_under_a_strict_csp_and_runs_under_it(
+    page: Page, base_url: str
+) -> None:
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    response = page.goto(base_url + "/")
+    assert response is not None
+    headers = response.headers
+    csp = headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "http" not in csp  # no third-party origin
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    # The app (scripts, styles, API calls) works under it: the presets are listed.
+    expect(page.locator('[data-testid="config-card"]').first).to_be_visible()
+    page.get_by_test_id("nav-builder").click()
+    expect(page.get_by_test_id("builder-validation")).to_be_visible()
+    assert refused == []
+
+
 def test_builder_validates_live_and_saves(
     page: Page, base_url: str, api_key: str, stack: Any
 ) -> None:
