@@ -3,7 +3,7 @@
 #   agc-entrypoint init             one-shot, as root: generate what is missing in $AGC_SECRETS_DIR
 #                                   (a named volume): AGC_SECRET_KEY and the credentials of NATS
 #                                   users, the Redis ACL user and the operator token
-#                                   (agcluster.credentials); what exists is kept, so a restart
+#                                   (agcluster credentials); what exists is kept, so a restart
 #                                   or a re-run never rotates anything
 #   agc-entrypoint agcluster ROLE   AGC_SECRET_KEY from the environment (.env) or the volume, the
 #                                   role's credentials from <dir>/credentials/ROLE.env; then exec
@@ -26,13 +26,7 @@ init)
     echo "init: generated AGC_SECRET_KEY into $SECRETS"
   fi
   # AGC_OPERATOR_TOKEN from .env, when set, wins over a stored one
-  python3 -c '
-import os, sys
-from pathlib import Path
-from agcluster.credentials import ensure_credentials
-ensure_credentials(Path(sys.argv[1]), operator_token=os.environ.get("AGC_OPERATOR_TOKEN") or None)
-' "$CREDS"
-  echo "init: credentials ready in $CREDS (NATS users, Redis ACL user, operator token)"
+  agcluster credentials --dir "$CREDS"
   # the API, NATS and Redis run as agc (uid 1000), the worker as root: they read, nobody else
   chown -R 1000:1000 "$SECRETS"
   find "$SECRETS" -type d -exec chmod 0500 {} +
