@@ -15,6 +15,10 @@ class ImageMissing(ProviderError):
     """The agent image is not on this host."""
 
 
+class VolumeMissing(ProviderError):
+    """A session's workspace volume does not exist (any more)."""
+
+
 class RunnerGone(WorkerError):
     """The runner's stdio channel closed (the container stopped or the runner died)."""
 

@@ -7,7 +7,7 @@ back as the reply; bytes that may not fit a NATS message (file contents, ZIPs, a
 tree) are streamed through the ``AGC_FILES`` object store (``broker.blobs``) and
 the reply says where.
 
-Register with ``register_file_ops(worker.rpc)``.
+Register with ``register_file_ops(router)``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import contextlib
 import os
 import stat
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-import docker.errors
 import msgspec
 import structlog
 from nats.aio.msg import Msg
@@ -43,17 +42,15 @@ from broker.files_wire import (
     TreeRequest,
     UploadRequest,
 )
-from workers.docker_provider import AGENT_UID
+from workers.errors import VolumeMissing
 from workers.file_ops import archive, upload
 from workers.file_ops.errors import BadPath, FileOpError, Missing, TooLarge
 from workers.file_ops.paths import Parts, Workspace, join, split_path
 from workers.file_ops.preview import SNIFF_BYTES, language, sniff, text_preview
 from workers.file_ops.tree import build_tree
-
-if TYPE_CHECKING:
-    from workers.rpc import RpcRouter
-    from workers.session import SessionHandle
-    from workers.worker import Worker
+from workers.host import Host, SessionRef
+from workers.providers.base import AGENT_UID
+from workers.rpc import RpcRouter
 
 log = structlog.get_logger("agc.files")
 
@@ -77,19 +74,19 @@ def _once(data: bytes) -> Generator[bytes, None, None]:
 
 
 class FileOps:
-    """The handlers, bound to one worker (its Docker provider, NATS and session store)."""
+    """The handlers, bound to one host (its container provider, NATS and session store)."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.w = worker
+    def __init__(self, host: Host) -> None:
+        self.host = host
         self._roots: dict[str, str] = {}
 
     # -- plumbing ------------------------------------------------------------------------
     def _guarded(
-        self, fn: Callable[[SessionHandle, Msg], Awaitable[Any]]
-    ) -> Callable[[SessionHandle, Msg], Awaitable[Any]]:
+        self, fn: Callable[[SessionRef, Msg], Awaitable[Any]]
+    ) -> Callable[[SessionRef, Msg], Awaitable[Any]]:
         """Turn the file errors into replies with their status (extras such as ``existing``)."""
 
-        async def handler(session: SessionHandle, msg: Msg) -> Any:
+        async def handler(session: SessionRef, msg: Msg) -> Any:
             try:
                 return await fn(session, msg)
             except FileOpError as exc:
@@ -101,19 +98,19 @@ class FileOps:
 
         return handler
 
-    async def _workspace(self, session: SessionHandle) -> Workspace:
+    async def _workspace(self, session: SessionRef) -> Workspace:
         sid = session.session_id
         root = self._roots.get(sid)
         if root is None:
             try:
-                root = await self.w.provider.volume_path(sid)
-            except docker.errors.NotFound as exc:
+                root = await self.host.provider.volume_path(sid)
+            except VolumeMissing as exc:
                 raise Missing("the session's workspace no longer exists") from exc
             self._roots[sid] = root
         return Workspace(root, uid=_UID, gid=_GID)
 
     def _inline_limit(self) -> int:
-        return max(int(self.w.nc.max_payload) - _REPLY_MARGIN, 64 * 1024)
+        return max(int(self.host.nc.max_payload) - _REPLY_MARGIN, 64 * 1024)
 
     async def _stream(
         self, writer: BlobWriter, gen: Generator[bytes, None, None], what: str, sid: str
@@ -134,21 +131,21 @@ class FileOps:
                 await asyncio.to_thread(gen.close)
 
     async def _start_stream(
-        self, session: SessionHandle, kind: str, gen: Generator[bytes, None, None], size: int | None
+        self, session: SessionRef, kind: str, gen: Generator[bytes, None, None], size: int | None
     ) -> BlobRef:
         writer = await BlobWriter(
-            self.w.nc,
-            self.w.js,
+            self.host.nc,
+            self.host.js,
             object_name(session.session_id, kind),
             flow_control=True,
             size=size,
         ).open()
         # The reply goes out first; the bytes follow into the object store on their own.
-        self.w.spawn(self._stream(writer, gen, kind, session.session_id))
+        self.host.spawn(self._stream(writer, gen, kind, session.session_id))
         return writer.ref
 
     # -- operations ----------------------------------------------------------------------
-    async def tree(self, session: SessionHandle, msg: Msg) -> Any:
+    async def tree(self, session: SessionRef, msg: Msg) -> Any:
         _decode(TreeRequest, msg.data)
         ws = await self._workspace(session)
 
@@ -161,7 +158,7 @@ class FileOps:
         ref = await self._start_stream(session, "tree", _once(data), len(data))
         return {"blob": ref, "size": len(data)}
 
-    async def open(self, session: SessionHandle, msg: Msg) -> Any:
+    async def open(self, session: SessionRef, msg: Msg) -> Any:
         req = _decode(OpenRequest, msg.data)
         ws = await self._workspace(session)
         parts = split_path(req.path)
@@ -235,7 +232,7 @@ class FileOps:
                 os.close(fd)
             raise
 
-    async def archive(self, session: SessionHandle, msg: Msg) -> Any:
+    async def archive(self, session: SessionRef, msg: Msg) -> Any:
         req = _decode(ArchiveRequest, msg.data)
         ws = await self._workspace(session)
         parts = split_path(req.path)
@@ -253,7 +250,7 @@ class FileOps:
         name = f"{parts[-1] if parts else 'workspace'}.zip"
         return {"type": "zip", "path": join(parts), "name": name, "blob": ref}
 
-    async def upload(self, session: SessionHandle, msg: Msg) -> Any:
+    async def upload(self, session: SessionRef, msg: Msg) -> Any:
         req = _decode(UploadRequest, msg.data)
         sid = session.session_id
         refs: list[BlobRef] = []
@@ -274,7 +271,7 @@ class FileOps:
                 await asyncio.to_thread(upload.prepare, ws, plan)
                 for ref in refs:
                     reader = await BlobReader(
-                        self.w.nc, self.w.js, ref, idle_timeout=30.0, verify_digest=True
+                        self.host.nc, self.host.js, ref, idle_timeout=30.0, verify_digest=True
                     ).open()
                     try:
                         async with contextlib.aclosing(reader.chunks_iter()) as chunks:
@@ -297,9 +294,9 @@ class FileOps:
                 upload.finish(plan)
         finally:
             for ref in refs:
-                await delete_object(self.w.js, ref)
+                await delete_object(self.host.js, ref)
         # Feeding the agent data is real use of the session: postpone its idle timeout.
-        await self.w.store.touch(sid)
+        await self.host.store.touch(sid)
         log.info(
             "upload placed",
             session_id=sid,
@@ -312,7 +309,7 @@ class FileOps:
 
 def register_file_ops(router: RpcRouter) -> None:
     """Answer ``files.tree``, ``files.open``, ``files.archive`` and ``files.upload``."""
-    ops = FileOps(router.w)
+    ops = FileOps(router.host)
     for op, fn in (
         (OP_TREE, ops.tree),
         (OP_OPEN, ops.open),

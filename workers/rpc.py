@@ -7,19 +7,17 @@ carries ``{"error": code, "detail": message, "status": http_status}`` so the API
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import structlog
 from nats.aio.msg import Msg
 
-if TYPE_CHECKING:
-    from workers.session import SessionHandle
-    from workers.worker import Worker
+from workers.host import Host, SessionRef
 
 log = structlog.get_logger("agc.rpc")
 
-Handler = Callable[["SessionHandle", Msg], Awaitable[Any]]
+Handler = Callable[[SessionRef, Msg], Awaitable[Any]]
 
 
 class RpcError(Exception):
@@ -37,14 +35,14 @@ def error_reply(status: int, code: str, detail: str) -> bytes:
 class RpcRouter:
     """Maps operation names to handlers; each handler returns a JSON-able value or bytes."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.w = worker
+    def __init__(self, host: Host) -> None:
+        self.host = host
         self.handlers: dict[str, Handler] = {"stats": self._stats}
 
     def register(self, op: str, handler: Handler) -> None:
         self.handlers[op] = handler
 
-    async def handle(self, session: SessionHandle, op: str, msg: Msg) -> None:
+    async def handle(self, session: SessionRef, op: str, msg: Msg) -> None:
         handler = self.handlers.get(op)
         try:
             if handler is None:
@@ -59,8 +57,8 @@ class RpcRouter:
         if msg.reply:
             await msg.respond(reply)
 
-    async def _stats(self, session: SessionHandle, _: Msg) -> dict[str, Any]:
-        stats = await self.w.provider.stats(session.container_id)
+    async def _stats(self, session: SessionRef, _: Msg) -> dict[str, Any]:
+        stats = await self.host.provider.stats(session.container_id)
         if stats is None:
             raise RpcError(404, "no_stats", "the container is not running")
         return stats

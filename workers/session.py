@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -25,10 +25,9 @@ from broker.events import (
 from broker.runner_wire import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
+from workers.host import Host
 from workers.pull import DurablePull
-
-if TYPE_CHECKING:
-    from workers.worker import Worker
+from workers.rpc import RpcRouter
 
 log = structlog.get_logger("agc.session")
 
@@ -56,12 +55,27 @@ _completed = msgspec.json.Decoder(_Completed)
 _error = msgspec.json.Decoder(_Error)
 
 
+class SessionOwner(Host, Protocol):
+    """What a session needs of the worker that owns it, beyond the shared clients."""
+
+    @property
+    def rpc(self) -> RpcRouter: ...
+
+    async def stop_session(self, handle: SessionHandle, *, reason: str) -> None:
+        """Take the session apart (a ``stop`` command)."""
+        ...
+
+    async def runner_gone(self, handle: SessionHandle) -> None:
+        """The runner's channel closed while nobody was stopping it."""
+        ...
+
+
 class SessionHandle:
     """Relays a runner's events to NATS and the session's commands to the runner."""
 
     def __init__(
         self,
-        worker: Worker,
+        owner: SessionOwner,
         session_id: str,
         container_id: str,
         channel: RunnerChannel,
@@ -69,7 +83,7 @@ class SessionHandle:
         last_seq: int = 0,
         boot_id: str = "",
     ) -> None:
-        self.w = worker
+        self.owner = owner
         self.session_id = session_id
         self.container_id = container_id
         self.channel = channel
@@ -83,7 +97,7 @@ class SessionHandle:
         self._busy_turns: set[str] = set()
         # Pipelined delta publishes whose JetStream acks are not collected yet.
         self._unacked: list[tuple[asyncio.Future[Any], bytes, str]] = []
-        self.log = log.bind(session_id=session_id, worker_id=worker.id)
+        self.log = log.bind(session_id=session_id, worker_id=owner.worker_id)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start_relay(self) -> None:
@@ -104,7 +118,7 @@ class SessionHandle:
             try:
                 # Core subscriptions are restored by nats-py after a reconnect; only the
                 # first one can fail (NATS down right now).
-                sub = await self.w.nc.subscribe(subjects.session_rpc_filter(self.session_id))
+                sub = await self.owner.nc.subscribe(subjects.session_rpc_filter(self.session_id))
                 break
             except Exception as exc:
                 self.log.warning("rpc subscription failed", error=str(exc))
@@ -113,7 +127,7 @@ class SessionHandle:
             async for msg in sub.messages:
                 op = msg.subject.removeprefix(prefix)
                 # Each request runs on its own so a slow archive never blocks a stats call.
-                self.w.spawn(self.w.rpc.handle(self, op, msg))
+                self.owner.spawn(self.owner.rpc.handle(self, op, msg))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -148,7 +162,7 @@ class SessionHandle:
         delay = 0.05
         while True:
             try:
-                await self.w.js.publish(
+                await self.owner.js.publish(
                     subjects.events(self.session_id), data, headers={"Nats-Msg-Id": msg_id}
                 )
                 return
@@ -166,7 +180,7 @@ class SessionHandle:
         behind each other; pipelined they go out as fast as the socket takes them, in order.
         """
         try:
-            ack = await self.w.js.publish_async(
+            ack = await self.owner.js.publish_async(
                 subjects.events(self.session_id), data, headers={"Nats-Msg-Id": msg_id}
             )
         except asyncio.CancelledError:
@@ -203,7 +217,7 @@ class SessionHandle:
         if status == self.status and not fields:
             return
         self.status = status
-        await self._best_effort(self.w.store.set_status(self.session_id, status, **fields))
+        await self._best_effort(self.owner.store.set_status(self.session_id, status, **fields))
         await self.publish_event(
             SessionStatus(session_id=self.session_id, status=status, detail=detail)  # type: ignore[arg-type]
         )
@@ -220,7 +234,7 @@ class SessionHandle:
         if not self.ready.done():
             self.ready.set_exception(RunnerGone(self.channel.stderr_tail() or "runner exited"))
         if not self.stopping:
-            await self.w.on_runner_gone(self)
+            await self.owner.runner_gone(self)
 
     async def _publish_envelope(self, env: Envelope) -> None:
         if env.boot_id != self.boot_id:
@@ -237,7 +251,7 @@ class SessionHandle:
             self.stopped.set()
             return
         msg_id = f"{self.session_id}:{env.boot_id}:{env.seq}"
-        self.w.metrics.events.inc()
+        self.owner.metrics.events.inc()
         if peek.type in _HIGH_RATE:
             await self._publish_pipelined(data, msg_id)
             self.last_seq = env.seq
@@ -249,7 +263,7 @@ class SessionHandle:
         self.last_seq = env.seq
         # Only here, not per delta: after a worker restart a delta's replay is dropped by
         # JetStream's duplicate window (the Nats-Msg-Id is stable), not by this mark.
-        await self._best_effort(self.w.store.advance_seq(self.session_id, env.boot_id, env.seq))
+        await self._best_effort(self.owner.store.advance_seq(self.session_id, env.boot_id, env.seq))
         await self._observe(peek, data)
 
     async def _observe(self, peek: EventHead, data: bytes) -> None:
@@ -266,7 +280,7 @@ class SessionHandle:
                 done = _completed.decode(data)
                 self._busy_turns.discard(peek.turn_id or "")
                 await self._best_effort(
-                    self.w.store.add_usage(
+                    self.owner.store.add_usage(
                         self.session_id,
                         input_tokens=done.usage.input_tokens,
                         output_tokens=done.usage.output_tokens,
@@ -275,7 +289,7 @@ class SessionHandle:
                 )
                 if done.sdk_session_id:
                     await self._best_effort(
-                        self.w.store.update(self.session_id, sdk_session_id=done.sdk_session_id)
+                        self.owner.store.update(self.session_id, sdk_session_id=done.sdk_session_id)
                     )
                 if not self._busy_turns and not self.stopping:
                     await self.set_status("idle")
@@ -294,10 +308,10 @@ class SessionHandle:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=30.0,
-            max_deliver=self.w.settings.max_deliveries,
-            inactive_threshold=self.w.settings.session_idle_timeout * 2 + 3600.0,
+            max_deliver=self.owner.settings.max_deliveries,
+            inactive_threshold=self.owner.settings.session_idle_timeout * 2 + 3600.0,
         )
-        pull = DurablePull(self.w.js, cfg)
+        pull = DurablePull(self.owner.js, cfg)
         try:
             while not self.stopping:
                 for msg in await pull.fetch(batch=8, timeout=1.0):
@@ -323,24 +337,24 @@ class SessionHandle:
                 ErrorEvent(session_id=self.session_id, code="bad_command", message=str(exc))
             )
             return
-        self.w.metrics.commands.labels(type(cmd).__name__.lower()).inc()
+        self.owner.metrics.commands.labels(type(cmd).__name__.lower()).inc()
         try:
             match cmd:
                 case Chat(turn_id=turn_id, message=message):
                     await self.channel.send(ChatIn(turn_id=turn_id, message=message))
-                    await self._best_effort(self.w.store.touch(self.session_id))
+                    await self._best_effort(self.owner.store.touch(self.session_id))
                 case Interrupt():
                     await self.channel.send(InterruptIn())
                 case Stop(reason=reason):
                     await ack()
                     # Stopping cancels this very task, so it runs on its own.
-                    self.w.spawn(self.w.stop_session(self, reason=reason))
+                    self.owner.spawn(self.owner.stop_session(self, reason=reason))
                     return
                 case _:
                     await term()
                     return
         except RunnerGone as exc:
-            if deliveries >= self.w.settings.max_deliveries:
+            if deliveries >= self.owner.settings.max_deliveries:
                 await term()
                 await self.publish_event(
                     ErrorEvent(

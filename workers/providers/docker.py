@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import docker
 import docker.errors
 import structlog
 
-from workers.errors import ImageMissing, ProviderError
+from workers.errors import ImageMissing, ProviderError, VolumeMissing
+from workers.providers.base import (
+    AGENT_UID,
+    HOME,
+    WORKSPACE,
+    Attached,
+    ContainerInfo,
+    ContainerSpec,
+)
 
 log = structlog.get_logger("agc.docker")
 
@@ -22,34 +28,6 @@ LABEL_SESSION = "agc.session"
 LABEL_WORKER = "agc.worker"
 LABEL_CLUSTER = "agc.cluster"
 
-WORKSPACE = "/workspace"
-HOME = "/home/agent"
-AGENT_UID = "1000:1000"
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerSpec:
-    """What one session's container needs; limits already in Docker's units."""
-
-    session_id: str
-    worker_id: str
-    cluster: str
-    image: str
-    network: str
-    cpu_quota: int = 100_000
-    memory: str = "2g"
-    pids_limit: int = 256
-    tmp_size: str = "512m"
-    env: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerInfo:
-    container_id: str
-    session_id: str
-    worker_id: str
-    status: str
-
 
 def volume_names(session_id: str) -> tuple[str, str]:
     """Workspace and home volumes of a session."""
@@ -57,7 +35,7 @@ def volume_names(session_id: str) -> tuple[str, str]:
 
 
 class DockerProvider:
-    """Create, attach, inspect and remove agent containers."""
+    """The :class:`~workers.providers.base.Provider` of a Docker Engine: locked-down containers."""
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client or docker.from_env(timeout=60)
@@ -157,7 +135,7 @@ class DockerProvider:
         except docker.errors.APIError as exc:
             raise ProviderError(f"cannot start the container: {exc.explanation or exc}") from exc
 
-    async def attach(self, container_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def attach(self, container_id: str) -> Attached:
         """Attach to the container's stdio; returns asyncio streams over the hijacked socket.
 
         Output is Docker's multiplexed stream (8-byte frame headers); see ``workers.channel``.
@@ -278,7 +256,10 @@ class DockerProvider:
         def _inspect() -> str:
             return str(self.api.inspect_volume(ws)["Mountpoint"])
 
-        return await asyncio.to_thread(_inspect)
+        try:
+            return await asyncio.to_thread(_inspect)
+        except docker.errors.NotFound as exc:
+            raise VolumeMissing(f"volume {ws} does not exist") from exc
 
 
 def _summarise_stats(s: dict[str, Any]) -> dict[str, Any]:

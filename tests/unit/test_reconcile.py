@@ -1,0 +1,389 @@
+"""Claim, reconcile, recovery and the reaper, fast: real NATS and Redis, containers in memory.
+
+The workers here are the real ``workers`` parts; only their provider is
+``tests.support.memory_provider.MemoryProvider``, whose containers run in-process fake
+runners speaking the real stdio protocol. Reconcile is called by hand on assembled workers
+(no maintenance loop), so each test decides exactly when a pass happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.client import Client as NATS
+
+from agcluster.procs import Service
+from broker import subjects
+from broker.commands import Chat, Launch, Stop, encode_command
+from broker.events import decode_event, event_type
+from broker.runner_wire import Attach, Init
+from broker.sealing import Sealer
+from broker.state import SessionRecord, SessionStore
+from tests.support.memory_provider import MemoryProvider
+from workers.settings import WorkerSettings
+from workers.worker import Worker
+
+CONFIG: dict[str, Any] = {"id": "fake", "name": "Fake", "resource_limits": {"pids_limit": 64}}
+
+
+async def until(cond: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
+    """Wait for a condition, polling; fail with a clear message on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if not isinstance(value, bool):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Env:
+    nats: Service
+    redis: Service
+    secret: str
+    nc: NATS
+    store: SessionStore
+    provider: MemoryProvider = field(default_factory=MemoryProvider)
+    cluster: str = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")
+    workers: list[Worker] = field(default_factory=list)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _followers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def settings(self, worker_id: str, **extra: Any) -> WorkerSettings:
+        return WorkerSettings(
+            nats_url=self.nats.url,
+            redis_url=self.redis.url,
+            secret_key=self.secret,
+            worker_id=worker_id,
+            cluster=self.cluster,
+            heartbeat_interval=0.1,
+            heartbeat_ttl=0.6,
+            launch_timeout=10.0,
+            **extra,
+        )
+
+    async def worker(self, worker_id: str, *, loops: bool = False, **extra: Any) -> Worker:
+        """A worker on the shared in-memory provider: assembled only, or fully started."""
+        w = Worker(self.settings(worker_id, **extra), provider=self.provider)
+        self.workers.append(w)
+        if loops:
+            await w.start()
+        else:
+            await w.assemble()
+            await w.upkeep.heartbeat_once()
+        return w
+
+    async def crash(self, w: Worker) -> None:
+        """The worker process dies: no drain, no goodbye; its liveness key just lapses."""
+        self.workers.remove(w)
+        w.registry.running = False
+        await w.registry.cancel_background()
+        for h in list(w.registry.sessions.values()):
+            h.stopping = True
+            await h.detach()
+        await w.registry.nc.close()
+        await w._redis.aclose()
+
+    async def shutdown(self, w: Worker) -> None:
+        """A clean SIGTERM: the worker detaches and leaves its containers running."""
+        self.workers.remove(w)
+        await w.shutdown()
+
+    async def record(self, sid: str | None = None, **fields: Any) -> str:
+        """A session record as the API writes it before publishing the launch."""
+        sid = sid or f"conv-{uuid.uuid4().hex}"
+        sealer = Sealer(self.secret)
+        await self.store.create(
+            SessionRecord(
+                session_id=sid,
+                agent_id="agent-x",
+                config_id="fake",
+                key_hash=sealer.key_hash("sk-test"),
+                sealed_api_key=sealer.seal("sk-test", context=sid),
+                **fields,
+            )
+        )
+        await self.store.save_config(sid, msgspec.json.encode(CONFIG))
+        sub = await self.nc.subscribe(subjects.events(sid))
+        self.events[sid] = []
+
+        async def collect() -> None:
+            async for msg in sub.messages:
+                self.events[sid].append(msgspec.json.decode(msg.data))
+
+        self._followers.append(asyncio.create_task(collect()))
+        return sid
+
+    async def launch(self, w: Worker) -> str:
+        sid = await self.record()
+        rec = await self.store.get(sid)
+        assert rec is not None
+        await w.launcher.launch(
+            Launch(
+                session_id=sid,
+                agent_id=rec.agent_id,
+                config_id="fake",
+                config=CONFIG,
+                sealed_api_key=rec.sealed_api_key,
+            )
+        )
+        return sid
+
+    def types(self, sid: str) -> list[str]:
+        return [e["type"] for e in self.events[sid]]
+
+    async def chat(self, sid: str, text: str) -> str:
+        turn = uuid.uuid4().hex
+        await self.nc.jetstream().publish(
+            subjects.session_cmd(sid, "chat"),
+            encode_command(Chat(session_id=sid, turn_id=turn, message=text)),
+        )
+        await until(
+            lambda: any(
+                e["type"] == "turn.completed" and e.get("turn_id") == turn for e in self.events[sid]
+            )
+        )
+        return turn
+
+    async def status(self, sid: str) -> str:
+        rec = await self.store.get(sid)
+        assert rec is not None
+        return rec.status
+
+
+@pytest.fixture
+async def env(
+    nats_server: Service, redis_server: Service, secret_key: str, nc: NATS, redis: Any
+) -> AsyncIterator[Env]:
+    e = Env(nats_server, redis_server, secret_key, nc, SessionStore(redis))
+    try:
+        yield e
+    finally:
+        for w in list(e.workers):
+            with contextlib.suppress(Exception):
+                await w.shutdown()
+        e.provider.close()
+        for t in e._followers:
+            t.cancel()
+        await asyncio.gather(*e._followers, return_exceptions=True)
+
+
+def runner_inits(provider: MemoryProvider, sid: str) -> list[Init]:
+    c = provider.by_session(sid)
+    assert c is not None and c.runner is not None
+    return [c.runner.init] if c.runner.init else []
+
+
+async def test_launch_relays_events_and_commands_reach_the_runner(env: Env) -> None:
+    w = await env.worker("w-a")
+    sid = await env.launch(w)
+    assert sid in w.registry.sessions
+    rec = await env.store.get(sid)
+    assert rec is not None and rec.owner == "w-a" and rec.status == "running"
+    c = env.provider.by_session(sid)
+    assert c is not None and c.spec is not None and c.spec.pids_limit == 64
+    assert c.runner is not None and c.runner.init is not None
+    assert c.runner.init.api_key == "sk-test"  # unsealed by the worker, never in the spec
+    assert "sk-test" not in repr(c.spec)
+
+    await env.chat(sid, "hello")
+    assert c.runner.chats == ["hello"]
+    await until(lambda: _usage_recorded(env, sid))
+    assert "session.ready" in env.types(sid) and "message" in env.types(sid)
+
+
+async def _usage_recorded(env: Env, sid: str) -> bool:
+    rec = await env.store.get(sid)
+    return rec is not None and rec.input_tokens == 3 and rec.sdk_session_id == f"sdk-{sid}"
+
+
+async def test_a_dead_workers_session_is_adopted_and_a_live_owners_left_alone(env: Env) -> None:
+    a = await env.worker("w-a", loops=True)
+    b = await env.worker("w-b")
+    sid = await env.launch(a)
+    await env.chat(sid, "before")
+
+    # A is alive: B leaves its session alone.
+    await b.reconciler.reconcile()
+    assert sid not in b.registry.sessions
+    assert (await env.store.get(sid)).owner == "w-a"  # type: ignore[union-attr]
+
+    await env.crash(a)
+    await until(lambda: _dead(env, "w-a"))
+    await b.reconciler.reconcile()
+    assert sid in b.registry.sessions
+    assert (await env.store.get(sid)).owner == "w-b"  # type: ignore[union-attr]
+    c = env.provider.by_session(sid)
+    assert c is not None and c.runners_started == 1  # re-attached, not restarted
+
+    # The adopter asked the runner for what it may have missed, and commands now reach it.
+    await env.chat(sid, "after")
+    assert c.runner is not None and c.runner.chats == ["before", "after"]
+    assert [e["type"] for e in env.events[sid]].count("session.ready") == 1
+
+
+async def _dead(env: Env, worker_id: str) -> bool:
+    return not await env.store.is_alive(worker_id)
+
+
+async def test_a_restarted_worker_reattaches_its_own_sessions(env: Env) -> None:
+    a = await env.worker("w-a")
+    sid = await env.launch(a)
+    await env.chat(sid, "one")
+    await env.shutdown(a)
+    last_seq = (await env.store.get(sid)).last_seq  # type: ignore[union-attr]
+    assert last_seq > 0
+
+    a2 = await env.worker("w-a")
+    await a2.reconciler.reconcile()
+    assert sid in a2.registry.sessions
+    c = env.provider.by_session(sid)
+    assert c is not None and c.runners_started == 1
+    # It asked the runner for everything after the last event it had published.
+    assert c.runner is not None
+    assert [x for x in c.runner.commands if isinstance(x, Attach)] == [Attach(after_seq=last_seq)]
+    await env.chat(sid, "two")
+    assert c.runner is not None and c.runner.chats == ["one", "two"]
+    # No event was published twice although the runner replayed after the last stored seq.
+    ids = [(e["type"], e.get("turn_id"), e["ts"]) for e in env.events[sid]]
+    assert len(ids) == len(set(ids))
+
+
+async def test_orphans_are_removed_but_other_clusters_containers_are_not(env: Env) -> None:
+    w = await env.worker("w-a")
+    no_record = env.provider.plant(f"conv-{uuid.uuid4().hex}", "w-gone", env.cluster)
+    stopped_sid = await env.record(status="stopped", owner="w-gone")
+    stopped = env.provider.plant(stopped_sid, "w-gone", env.cluster)
+    foreign = env.provider.plant(f"conv-{uuid.uuid4().hex}", "w-other", "another-cluster")
+
+    await w.reconciler.reconcile()
+    assert no_record.container_id not in env.provider.containers
+    assert stopped.container_id not in env.provider.containers
+    assert foreign.container_id in env.provider.containers
+
+
+async def test_a_launch_in_flight_is_never_adopted(env: Env) -> None:
+    w = await env.worker("w-a")
+    # The launcher made the container but has not recorded its owner yet, then died.
+    sid_unowned = await env.record(status="starting")
+    unowned = env.provider.plant(sid_unowned, "w-launching", env.cluster)
+    # Or recorded an owner (now dead) while still starting.
+    sid_starting = await env.record(status="starting", owner="w-dead")
+    starting = env.provider.plant(sid_starting, "w-dead", env.cluster)
+
+    await w.reconciler.reconcile()
+    for sid, c in ((sid_unowned, unowned), (sid_starting, starting)):
+        assert c.container_id in env.provider.containers
+        assert sid not in w.registry.sessions
+        assert await env.status(sid) == "starting"
+    assert (await env.store.get(sid_starting)).owner == "w-dead"  # type: ignore[union-attr]
+
+
+async def test_a_dead_owners_stop_is_finished(env: Env) -> None:
+    w = await env.worker("w-a")
+    sid = await env.record(status="stopping", owner="w-dead")
+    c = env.provider.plant(sid, "w-dead", env.cluster)
+    # A live owner's stop in progress is left alone.
+    sid_live = await env.record(status="stopping", owner="w-a")
+    live = env.provider.plant(sid_live, "w-a", env.cluster)
+
+    await w.reconciler.reconcile()
+    assert c.container_id not in env.provider.containers
+    assert await env.status(sid) == "stopped"
+    await until(lambda: "session.stopped" in env.types(sid))
+    assert env.events[sid][-1]["reason"] == "owner_lost"
+    assert live.container_id in env.provider.containers
+    assert await env.status(sid_live) == "stopping"
+
+
+async def test_idle_sessions_are_reaped_and_busy_ones_are_not(env: Env) -> None:
+    w = await env.worker("w-a", AGC_SESSION_IDLE_TIMEOUT=0.3)
+    idle = await env.launch(w)
+    busy = await env.launch(w)
+    await env.store.set_status(busy, "busy")
+    await until(lambda: _older_than(env, idle, 0.3))
+    await until(lambda: _older_than(env, busy, 0.3))
+
+    await w.upkeep.reap_idle()
+    await until(lambda: _status_is(env, idle, "stopped"))
+    assert env.provider.by_session(idle) is None
+    await until(lambda: "session.stopped" in env.types(idle))
+    assert env.events[idle][-1]["reason"] == "idle_timeout"
+    assert busy in w.registry.sessions and await env.status(busy) == "busy"
+
+
+async def _older_than(env: Env, sid: str, seconds: float) -> bool:
+    rec = await env.store.get(sid)
+    return rec is not None and time.time() - rec.last_active >= seconds
+
+
+async def _status_is(env: Env, sid: str, status: str) -> bool:
+    return await env.status(sid) == status
+
+
+async def test_a_session_whose_container_vanished_fails(env: Env) -> None:
+    w = await env.worker("w-a")
+    # Recorded as ours and running, but there is no container at all (the host lost it).
+    sid = await env.record(status="running")
+    await env.store.set_owner(sid, "w-a", "gone-container")
+
+    await w.reconciler.reconcile()
+    assert await env.status(sid) == "failed"
+    await until(lambda: env.types(sid)[-2:] == ["error", "session.stopped"])
+    assert env.events[sid][-2]["code"] == "container_lost"
+
+
+async def test_a_container_vanishing_under_a_live_session_fails_it(env: Env) -> None:
+    w = await env.worker("w-a")
+    sid = await env.launch(w)
+    c = env.provider.by_session(sid)
+    assert c is not None
+    env.provider.vanish(c.container_id)
+    await until(lambda: _status_is(env, sid, "failed"))
+    await until(lambda: "session.stopped" in env.types(sid))
+    assert [e for e in env.events[sid] if e["type"] == "error"][-1]["code"] == "runner_lost"
+    assert sid not in w.registry.sessions
+
+
+async def test_a_crashed_runner_is_restarted_with_its_conversation(env: Env) -> None:
+    w = await env.worker("w-a")
+    sid = await env.launch(w)
+    await env.chat(sid, "remember me")
+    await until(lambda: _usage_recorded(env, sid))
+    c = env.provider.by_session(sid)
+    assert c is not None
+    env.provider.crash(c.container_id)
+
+    await until(lambda: c.runners_started == 2 and sid in w.registry.sessions)
+    await until(lambda: [i.resume for i in runner_inits(env.provider, sid)] == [f"sdk-{sid}"])
+    await env.chat(sid, "still there?")
+    assert c.runner is not None and c.runner.chats == ["still there?"]
+    assert await env.status(sid) == "idle"
+
+
+async def test_a_stop_command_removes_the_container_and_ends_the_stream(env: Env) -> None:
+    w = await env.worker("w-a")
+    sid = await env.launch(w)
+    await env.nc.jetstream().publish(
+        subjects.session_cmd(sid, "stop"), encode_command(Stop(session_id=sid, reason="deleted"))
+    )
+    await until(lambda: _status_is(env, sid, "stopped"))
+    await until(lambda: "session.stopped" in env.types(sid))
+    stopped = [e for e in env.events[sid] if e["type"] == "session.stopped"]
+    # The runner's own session.stopped is swallowed; the worker's comes once everything is gone.
+    assert len(stopped) == 1 and stopped[0]["reason"] == "deleted"
+    assert env.provider.by_session(sid) is None
+    assert sid in env.provider.removed
+    assert event_type(decode_event(msgspec.json.encode(stopped[0]))) == "session.stopped"

@@ -1,0 +1,78 @@
+"""Steps shared by launching and resuming a session: credentials, the runner's init, failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import msgspec
+import structlog
+from nats.aio.msg import Msg
+
+from broker import subjects
+from broker.events import ErrorEvent, SessionStopped, encode_event
+from broker.runner_wire import Init
+from broker.sealing import Sealer
+from broker.state import TERMINAL_STATUSES
+from workers.host import Host
+from workers.settings import WorkerSettings
+
+log = structlog.get_logger("agc.worker")
+
+
+def unseal(
+    sealer: Sealer, sid: str, sealed_key: str, sealed_mcp_env: str | None
+) -> tuple[str, dict[str, dict[str, str]]]:
+    """The session's API key and MCP credentials; raises SealError on a key mismatch."""
+    mcp_env: dict[str, dict[str, str]] = (
+        msgspec.json.decode(sealer.open(sealed_mcp_env, context=sid)) if sealed_mcp_env else {}
+    )
+    return sealer.open(sealed_key, context=sid), mcp_env
+
+
+def init_message(
+    settings: WorkerSettings,
+    sid: str,
+    config: dict[str, Any],
+    api_key: str,
+    mcp_env: dict[str, dict[str, str]],
+    resume: str | None,
+) -> Init:
+    """The first line a fresh runner reads."""
+    env: dict[str, str] = {}
+    if settings.anthropic_base_url:
+        env["ANTHROPIC_BASE_URL"] = settings.anthropic_base_url
+    return Init(
+        session_id=sid,
+        config=config,
+        api_key=api_key,
+        mcp_env=mcp_env,
+        env=env,
+        resume=resume,
+        worker_id=settings.worker_id,
+    )
+
+
+async def fail_session(host: Host, sid: str, code: str, message: str, detail: str) -> None:
+    """Record a session as failed and publish its last two events (error, stopped)."""
+    rec = await host.store.get(sid)
+    if rec is not None and rec.status in TERMINAL_STATUSES:
+        return  # already over (e.g. deleted meanwhile): its last event is out
+    log.warning(
+        "session failed", session_id=sid, worker_id=host.worker_id, code=code, message=message
+    )
+    await host.store.set_status(sid, "failed", error=message)
+    for event in (
+        ErrorEvent(session_id=sid, code=code, message=message, detail=detail, fatal=True),
+        SessionStopped(session_id=sid, reason="failed"),
+    ):
+        await host.js.publish(subjects.events(sid), encode_event(event))
+
+
+async def keep_in_progress(msg: Msg, every: float = 10.0) -> None:
+    """Tell JetStream a long launch is still being worked on, so it is not redelivered."""
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            await msg.in_progress()

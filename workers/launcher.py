@@ -1,0 +1,174 @@
+"""Launches: pull ``agc.cmd.launch`` from the shared work queue and start sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from broker import subjects
+from broker.commands import Launch, decode_command
+from broker.sealing import SealError
+from broker.state import TERMINAL_STATUSES
+from workers.binding import fail_session, init_message, keep_in_progress, unseal
+from workers.channel import RunnerChannel
+from workers.errors import LaunchFailed, ProviderError, RunnerGone
+from workers.providers.base import ContainerSpec
+from workers.pull import DurablePull
+from workers.registry import Registry
+from workers.session import SessionHandle
+
+log = structlog.get_logger("agc.worker")
+
+
+class Launcher:
+    """Takes launches while this worker has room, a few at a time."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.reg = registry
+        self.settings = registry.settings
+        self._slots = asyncio.Semaphore(self.settings.launch_concurrency)
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.log = log.bind(worker_id=registry.worker_id)
+
+    async def run(self) -> None:
+        """Pull launches until the worker drains."""
+        cfg = ConsumerConfig(
+            durable_name=subjects.LAUNCH_CONSUMER,
+            filter_subject=subjects.LAUNCH,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_deliver=self.settings.max_deliveries,
+            max_ack_pending=1000,
+        )
+        pull = DurablePull(self.reg.js, cfg)
+        try:
+            while self.reg.running:
+                if len(self.reg.sessions) + len(self.inflight) >= self.settings.max_sessions:
+                    await asyncio.sleep(0.5)
+                    continue
+                await self._slots.acquire()
+                msgs = await pull.fetch(batch=1, timeout=1.0)
+                if not msgs:
+                    self._slots.release()
+                for msg in msgs:
+                    task = asyncio.create_task(self.handle(msg))
+                    self.inflight.add(task)
+                    task.add_done_callback(self.inflight.discard)
+                    task.add_done_callback(lambda _t: self._slots.release())
+        finally:
+            await pull.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight launches finish for up to ``timeout`` seconds, then cancel them."""
+        if self.inflight:
+            await asyncio.wait(self.inflight, timeout=timeout)
+        for t in list(self.inflight):
+            t.cancel()
+
+    async def handle(self, msg: Msg) -> None:
+        """Launch one command's session; ack, or term it with the session failed."""
+        try:
+            cmd = decode_command(msg.data)
+            if not isinstance(cmd, Launch):
+                raise ValueError(f"expected a launch, got {type(cmd).__name__}")
+            subjects.check_session_id(cmd.session_id)
+        except ValueError as exc:
+            self.log.warning("poison launch", error=str(exc))
+            await msg.term()
+            return
+        store = self.reg.store
+        rec = await store.get(cmd.session_id)
+        if (
+            rec is None
+            or rec.status in TERMINAL_STATUSES
+            or (rec.owner and rec.owner != self.reg.worker_id and await store.is_alive(rec.owner))
+        ):
+            # Deleted before we got to it, or a redelivery somebody already handled.
+            await msg.ack()
+            return
+        if cmd.session_id in self.reg.sessions:
+            await msg.ack()
+            return
+        keepalive = self.reg.spawn(keep_in_progress(msg))
+        metrics = self.reg.metrics
+        try:
+            await self.launch(cmd)
+        except LaunchFailed as exc:
+            metrics.launches.labels("failed").inc()
+            await fail_session(self.reg, cmd.session_id, exc.code, exc.message, exc.detail)
+            await msg.term()
+        except Exception as exc:
+            metrics.launches.labels("failed").inc()
+            self.log.exception("launch crashed", session_id=cmd.session_id)
+            await fail_session(self.reg, cmd.session_id, "launch_failed", str(exc), "")
+            await msg.term()
+        else:
+            metrics.launches.labels("ok").inc()
+            await msg.ack()
+        finally:
+            keepalive.cancel()
+
+    async def launch(self, cmd: Launch) -> SessionHandle:
+        """Create, start and initialise a session's container; return once the runner is ready."""
+        sid = cmd.session_id
+        reg, provider = self.reg, self.reg.provider
+        try:
+            api_key, mcp_env = unseal(reg.sealer, sid, cmd.sealed_api_key, cmd.sealed_mcp_env)
+        except SealError as exc:
+            raise LaunchFailed(
+                "the launch's sealed credentials do not open with this worker's AGC_SECRET_KEY",
+                code="secret_mismatch",
+            ) from exc
+        limits = cmd.config.get("resource_limits") or {}
+        spec = ContainerSpec(
+            session_id=sid,
+            worker_id=reg.worker_id,
+            cluster=self.settings.cluster,
+            image=self.settings.agent_image,
+            network=self.settings.agent_network,
+            cpu_quota=int(limits.get("cpu_quota", 100_000)),
+            memory=str(limits.get("memory_limit", "2g")),
+            pids_limit=int(limits.get("pids_limit", 256)),
+            tmp_size=self.settings.tmp_size,
+        )
+        t0 = time.perf_counter()
+        container_id = ""
+        try:
+            # A redelivered launch (its first worker died mid-way) may find a half-made
+            # container of the same name: start again from nothing.
+            await provider.remove_session_container(sid)
+            container_id = await provider.create(spec)
+            await reg.store.set_owner(sid, reg.worker_id, container_id)
+            reader, writer = await provider.attach(container_id)
+            await provider.start(container_id)
+        except ProviderError as exc:
+            await provider.remove(container_id or None, sid)
+            raise LaunchFailed(str(exc), code="container_failed") from exc
+        handle = reg.add(sid, container_id, RunnerChannel(reader, writer, session_id=sid))
+        try:
+            await handle.init(init_message(self.settings, sid, cmd.config, api_key, mcp_env, None))
+            await asyncio.wait_for(asyncio.shield(handle.ready), self.settings.launch_timeout)
+        except (TimeoutError, RunnerGone) as exc:
+            detail = str(exc) or handle.channel.stderr_tail()
+            handle.stopping = True
+            await reg.drop(handle)
+            await provider.remove(container_id, sid, grace=1)
+            reason = (
+                "the agent runner did not become ready in time"
+                if isinstance(exc, asyncio.TimeoutError)
+                else "the agent runner failed to start"
+            )
+            raise LaunchFailed(reason, detail=detail, code="runner_failed") from exc
+        handle.start_commands()
+        await handle.set_status("running")
+        seconds = time.perf_counter() - t0
+        reg.metrics.launch_seconds.observe(seconds)
+        self.log.info(
+            "session ready", session_id=sid, container=container_id[:12], seconds=round(seconds, 3)
+        )
+        return handle

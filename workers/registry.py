@@ -1,0 +1,140 @@
+"""This worker's sessions and the clients they share; taking a session apart.
+
+The registry is the :class:`~workers.session.SessionOwner` of every session handle: handles,
+the RPC router and the file operations reach NATS, Redis and the provider through it. What
+happens when a runner goes away unexpectedly is not its business: the reconciler registers
+that with :meth:`Registry.on_runner_gone`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+
+from broker import subjects
+from broker.events import SessionStopped, encode_event
+from broker.sealing import Sealer
+from broker.state import SessionStore
+from workers.channel import RunnerChannel
+from workers.files import register_file_ops
+from workers.metrics import WorkerMetrics
+from workers.providers.base import Provider
+from workers.rpc import RpcRouter
+from workers.session import SessionHandle
+from workers.settings import WorkerSettings
+
+log = structlog.get_logger("agc.worker")
+
+RunnerGoneHook = Callable[[str, str], Coroutine[Any, Any, None]]
+
+
+class Registry:
+    """The session table (``sessions``), the ones being stopped, and background tasks."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        nc: NATS,
+        js: JetStreamContext,
+        store: SessionStore,
+        provider: Provider,
+        metrics: WorkerMetrics,
+        sealer: Sealer,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = settings.worker_id
+        self.nc, self.js, self.store = nc, js, store
+        self.provider = provider
+        self.metrics = metrics
+        self.sealer = sealer
+        self.sessions: dict[str, SessionHandle] = {}
+        # Reconciliation leaves these alone while they are being taken apart.
+        self.stopping: set[str] = set()
+        # False once the worker drains: no recoveries start any more.
+        self.running = True
+        self.rpc = RpcRouter(self)
+        register_file_ops(self.rpc)
+        self._bg: set[asyncio.Task[Any]] = set()
+        self._gone_hook: RunnerGoneHook | None = None
+        self.log = log.bind(worker_id=self.worker_id)
+
+    # -- tasks ---------------------------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a background task whose reference this worker keeps until it ends."""
+        task = asyncio.create_task(coro)
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+        return task
+
+    async def cancel_background(self) -> None:
+        for t in list(self._bg):
+            t.cancel()
+        await asyncio.gather(*self._bg, return_exceptions=True)
+
+    # -- the table -----------------------------------------------------------------------
+    def add(
+        self,
+        sid: str,
+        container_id: str,
+        channel: RunnerChannel,
+        *,
+        last_seq: int = 0,
+        boot_id: str = "",
+    ) -> SessionHandle:
+        """Register a session over an attached channel and start relaying its events."""
+        handle = SessionHandle(self, sid, container_id, channel, last_seq=last_seq, boot_id=boot_id)
+        self.sessions[sid] = handle
+        handle.start_relay()
+        return handle
+
+    async def drop(self, handle: SessionHandle) -> None:
+        """Forget a session and stop relaying it; its container is left as it is."""
+        if self.sessions.get(handle.session_id) is handle:
+            del self.sessions[handle.session_id]
+        await handle.detach()
+
+    async def detach_all(self) -> None:
+        for handle in list(self.sessions.values()):
+            await handle.detach()
+        self.sessions.clear()
+
+    # -- SessionOwner --------------------------------------------------------------------
+    def on_runner_gone(self, hook: RunnerGoneHook) -> None:
+        """Call ``hook(session_id, container_id)`` when a runner goes away unasked."""
+        self._gone_hook = hook
+
+    async def runner_gone(self, handle: SessionHandle) -> None:
+        await self.drop(handle)
+        if self.running and self._gone_hook is not None:
+            self.spawn(self._gone_hook(handle.session_id, handle.container_id))
+
+    async def stop_session(self, handle: SessionHandle, *, reason: str) -> None:
+        """Stop a session: runner, container, volumes, consumer; record it as stopped."""
+        sid = handle.session_id
+        self.stopping.add(sid)
+        try:
+            await handle.set_status("stopping", detail=reason)
+            await handle.stop_runner(reason)
+            await self.drop(handle)
+            await self.finish_stop(sid, handle.container_id, reason)
+        finally:
+            self.stopping.discard(sid)
+
+    async def finish_stop(self, sid: str, container_id: str | None, reason: str) -> None:
+        """Remove what is left of a stopped session and publish its last event."""
+        await self.provider.remove(container_id, sid)
+        with contextlib.suppress(Exception):
+            await self.js.delete_consumer(subjects.CMD_STREAM, subjects.session_consumer(sid))
+        await self.store.set_status(sid, "stopped")
+        # Last event of the session, published only once its container and volumes are gone.
+        await self.js.publish(
+            subjects.events(sid), encode_event(SessionStopped(session_id=sid, reason=reason))
+        )
+        self.log.info("session stopped", session_id=sid, reason=reason)
