@@ -61,8 +61,9 @@ REPO = Path(__file__).resolve().parents[2]
 BASELINE_REF = "3e77a50"
 MIB = 1024 * 1024
 TURN_ID = "turn-bench"
-# The frame of the benchmark turn's turn.completed (compact JSON: turn_id comes early).
-END_OF_TURN = re.compile(rb'event: turn\.completed\ndata: [^\n]*"turn_id":"turn-bench"')
+# The frame of the benchmark turn's turn.completed (compact JSON: turn_id comes early; the
+# baseline's frames end their lines with CRLF).
+END_OF_TURN = re.compile(rb'event: turn\.completed\r?\ndata: [^\r\n]*"turn_id":"turn-bench"')
 
 
 # ------------------------------------------------------------------- client processes
