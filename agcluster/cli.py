@@ -21,7 +21,8 @@ def _run_api(_: argparse.Namespace) -> int:
     from broker.connect import ConnectError, check_connections
 
     settings = ApiSettings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    log_level = "DEBUG" if settings.debug else settings.log_level  # API_DEBUG, as the original
+    configure_logging(log_level, json=settings.log_json)
     try:
         # Credentials and certificates checked before serving: one clear line when wrong.
         asyncio.run(check_connections(settings, name="agc-api"))
@@ -32,7 +33,7 @@ def _run_api(_: argparse.Namespace) -> int:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level.lower(),
+        log_level=log_level.lower(),
         timeout_graceful_shutdown=5,
         access_log=False,
     )
@@ -87,13 +88,20 @@ def _run_up(args: argparse.Namespace) -> int:
     try:
         settings = UpSettings(**overrides)
     except ValidationError as exc:
-        # Field and reason only: pydantic's own text echoes the input, secrets included.
-        for err in exc.errors():
-            where = "AGC_" + "_".join(str(x) for x in err["loc"]).upper() if err["loc"] else ""
-            print(f"agcluster: invalid {where or 'settings'}: {err['msg']}", file=sys.stderr)
-        return 2
+        return _settings_error(exc)
     configure_logging(settings.log_level, json=settings.log_json)
     return run_up(settings)
+
+
+def _settings_error(exc: ValidationError) -> int:
+    """Say which setting is wrong and why, in one line each; exit code 2."""
+    # Field and reason only: pydantic's own text echoes the input, secrets included.
+    for err in exc.errors():
+        name = "_".join(str(x) for x in err["loc"]).upper()
+        # Aliased fields report their first alias, which is already the AGC_ name.
+        where = name if name.startswith("AGC_") else f"AGC_{name}" if name else "settings"
+        print(f"agcluster: invalid {where}: {err['msg']}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,7 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     cred.add_argument("--dir", required=True, help="directory to keep them in (created 0700)")
     cred.set_defaults(fn=_run_credentials)
     args = parser.parse_args(argv)
-    sys.exit(args.fn(args))
+    try:
+        code = args.fn(args)
+    except ValidationError as exc:  # the api's or a worker's settings, read at start
+        code = _settings_error(exc)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from broker.settings import CommonSettings
+from configs.model import parse_size
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,8 +15,39 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class ApiSettings(CommonSettings):
     """Everything the API process can be told from its environment."""
 
-    host: str = Field("127.0.0.1", description="Address the API listens on.")
-    port: int = Field(8000, description="Port the API listens on.")
+    # The original AgCluster's names (API_HOST, API_PORT, API_DEBUG, CONTAINER_*) are read too;
+    # an alias never needs the AGC_ prefix, so each lists the AGC_ name first.
+    host: str = Field(
+        "127.0.0.1",
+        validation_alias=AliasChoices("AGC_HOST", "API_HOST"),
+        description="Address the API listens on.",
+    )
+    port: int = Field(
+        8000,
+        validation_alias=AliasChoices("AGC_PORT", "API_PORT"),
+        description="Port the API listens on.",
+    )
+    debug: bool = Field(
+        False,
+        validation_alias=AliasChoices("AGC_DEBUG", "API_DEBUG"),
+        description="Log at DEBUG level. Error responses never carry tracebacks either way.",
+    )
+    container_cpu_quota: int = Field(
+        200_000,
+        ge=10_000,
+        validation_alias=AliasChoices("AGC_CONTAINER_CPU_QUOTA", "CONTAINER_CPU_QUOTA"),
+        description="CPU of a session whose config sets no `cpu_quota` (100000 = 1 CPU).",
+    )
+    container_memory_limit: str = Field(
+        "4g",
+        validation_alias=AliasChoices("AGC_CONTAINER_MEMORY_LIMIT", "CONTAINER_MEMORY_LIMIT"),
+        description="Memory of a session whose config sets no `memory_limit`.",
+    )
+    container_storage_limit: str = Field(
+        "10g",
+        validation_alias=AliasChoices("AGC_CONTAINER_STORAGE_LIMIT", "CONTAINER_STORAGE_LIMIT"),
+        description="Workspace size of a session whose config sets no `storage_limit`.",
+    )
     config_dir: Path = Field(
         Path(".agc/configs"), description="Directory of custom agent configs (YAML)."
     )
@@ -117,3 +149,12 @@ class ApiSettings(CommonSettings):
     retry_after: int = Field(
         5, ge=1, description="`Retry-After` seconds when a session limit or capacity is hit."
     )
+
+    @field_validator("container_memory_limit", "container_storage_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        try:
+            parse_size(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a size such as 512m or 4g") from None
+        return value

@@ -11,7 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class CommonSettings(BaseSettings):
     """Connection and secret settings shared by the API and the workers."""
 
-    model_config = SettingsConfigDict(env_prefix="AGC_", extra="ignore", frozen=True)
+    # populate_by_name: fields with aliases (the original AgCluster's names) still take
+    # their field name as a keyword, as every other field does.
+    model_config = SettingsConfigDict(
+        env_prefix="AGC_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     nats_url: str = Field(
         "nats://127.0.0.1:4222", description="NATS server URL(s), comma-separated."

@@ -588,11 +588,13 @@ class SubAgent(_Strict):
 class ResourceLimits(_Strict):
     """Container limits: CPU (docker quota per 100 ms period), memory, workspace size, pids."""
 
+    # The original AgCluster's defaults; the API replaces the ones a config leaves unset with
+    # its CONTAINER_* settings (AgentConfig.with_default_limits).
     cpu_quota: int = Field(
-        CPU_QUOTA_PER_CPU, strict=True, description="100000 = 1 CPU (docker cpu_quota)."
+        2 * CPU_QUOTA_PER_CPU, strict=True, description="100000 = 1 CPU (docker cpu_quota)."
     )
-    memory_limit: SizeText = "2g"
-    storage_limit: SizeText = "5g"
+    memory_limit: SizeText = "4g"
+    storage_limit: SizeText = "10g"
     pids_limit: int = Field(256, strict=True)
 
     @field_validator("cpu_quota")
@@ -896,6 +898,25 @@ class AgentConfig(_Strict):
             "asks_approval": self.permissions.asks,
             "egress": self.egress.model_dump(mode="json"),
         }
+
+    def with_default_limits(
+        self, *, cpu_quota: int, memory_limit: str, storage_limit: str
+    ) -> AgentConfig:
+        """This config with the given limits wherever its ``resource_limits`` set none."""
+        limits = self.resource_limits
+        given = limits.model_fields_set
+        defaults = {
+            "cpu_quota": cpu_quota,
+            "memory_limit": memory_limit,
+            "storage_limit": storage_limit,
+        }
+        fill = {k: v for k, v in defaults.items() if k not in given}
+        if not fill:
+            return self
+        merged = ResourceLimits.model_validate(
+            {**limits.model_dump(include=given), **fill, "pids_limit": limits.pids_limit}
+        )
+        return self.model_copy(update={"resource_limits": merged})
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON-able dict the worker and the runner receive (``Launch.config``).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 
@@ -31,7 +32,17 @@ class WorkerSettings(CommonSettings):
         ),
     )
     agent_image: str = Field(
-        "agcluster-agent:latest", description="Docker image of agent containers."
+        "agcluster-agent:latest",
+        validation_alias=AliasChoices("AGC_AGENT_IMAGE", "AGENT_IMAGE"),
+        description="Docker image of agent containers.",
+    )
+    container_provider: Literal["docker"] = Field(
+        "docker",
+        validation_alias=AliasChoices("AGC_CONTAINER_PROVIDER", "CONTAINER_PROVIDER"),
+        description=(
+            "Where agent containers run. Only `docker` exists (workers/providers/); any other "
+            "value stops the worker at start."
+        ),
     )
     agent_network: str = Field(
         "bridge",

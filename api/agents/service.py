@@ -26,6 +26,7 @@ from api.errors import (
 )
 from api.limits import check_ceilings
 from api.services import Services
+from api.settings import ApiSettings
 from broker import subjects
 from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
 from broker.pool import PoolStore, pool_key
@@ -60,6 +61,15 @@ async def resolve_config(services: Services, req: LaunchRequest) -> AgentConfig:
     return await asyncio.to_thread(services.configs.get, str(req.config_id))
 
 
+def with_container_defaults(config: AgentConfig, s: ApiSettings) -> AgentConfig:
+    """Fill the limits a config leaves unset from ``CONTAINER_*`` (as the original AgCluster)."""
+    return config.with_default_limits(
+        cpu_quota=s.container_cpu_quota,
+        memory_limit=s.container_memory_limit,
+        storage_limit=s.container_storage_limit,
+    )
+
+
 def check_mcp_env(config: AgentConfig, mcp_env: dict[str, dict[str, str]]) -> None:
     """Launch-time MCP credentials may only fill variables the config's server declares."""
     for server, values in mcp_env.items():
@@ -87,7 +97,10 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
     """Publish a launch and wait until the runner is ready (or the launch fails)."""
     if not req.api_key.strip():
         raise BadRequest("`api_key` must not be empty")
-    config = check_ceilings(await resolve_config(services, req), services.ceilings)
+    config = check_ceilings(
+        with_container_defaults(await resolve_config(services, req), services.settings),
+        services.ceilings,
+    )
     mcp_env = req.mcp_env or {}
     check_mcp_env(config, mcp_env)
     if not await services.store.live_workers():

@@ -181,11 +181,12 @@ def test_minimal_config_gets_documented_defaults() -> None:
     assert config.permission_mode == "acceptEdits"
     assert config.allowed_tools == []
     limits = config.resource_limits
-    assert (limits.cpu_quota, limits.memory_limit, limits.storage_limit) == (100_000, "2g", "5g")
+    # The original AgCluster's defaults: 2 CPUs, 4g, 10g.
+    assert (limits.cpu_quota, limits.memory_limit, limits.storage_limit) == (200_000, "4g", "10g")
     assert limits.pids_limit == 256
-    assert limits.memory_bytes == 2 * GIB
-    assert limits.storage_bytes == 5 * GIB
-    assert limits.cpus == 1.0
+    assert limits.memory_bytes == 4 * GIB
+    assert limits.storage_bytes == 10 * GIB
+    assert limits.cpus == 2.0
     assert config.max_turns is None
     assert config.setting_sources is None
 
@@ -260,9 +261,9 @@ def test_to_wire_is_json_data_without_unset_fields() -> None:
     assert "max_turns" not in wire
     assert "model" not in wire
     assert wire["resource_limits"] == {
-        "cpu_quota": 100_000,
-        "memory_limit": "2g",
-        "storage_limit": "5g",
+        "cpu_quota": 200_000,
+        "memory_limit": "4g",
+        "storage_limit": "10g",
         "pids_limit": 256,
     }
     preset_wire = parse_config(minimal()).to_wire()
