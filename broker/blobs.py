@@ -47,9 +47,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from broker.subjects import FILES_BUCKET
+from broker import subjects
 
-STREAM = f"OBJ_{FILES_BUCKET}"
+STREAM = subjects.FILES_STREAM
 CHUNK_SIZE = 256 * 1024
 WINDOW_CHUNKS = 256  # 64 MiB of lead a writer may have over its reader
 ACK_EVERY = 16  # the reader acknowledges every 4 MiB
@@ -94,12 +94,8 @@ def object_name(session_id: str, kind: str) -> str:
     return f"{session_id}/{kind}/{uuid.uuid4().hex}"
 
 
-def chunk_subject(nuid: str) -> str:
-    return f"$O.{FILES_BUCKET}.C.{nuid}"
-
-
-def meta_subject(name: str) -> str:
-    return f"$O.{FILES_BUCKET}.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
+chunk_subject = subjects.files_chunk
+meta_subject = subjects.files_meta
 
 
 async def delete_object(js: JetStreamContext, ref: BlobRef) -> None:
@@ -229,7 +225,7 @@ class BlobWriter:
             self._seqs.append((await self._inflight.popleft()).seq)
         info = {
             "name": self.ref.name,
-            "bucket": FILES_BUCKET,
+            "bucket": subjects.FILES_BUCKET,
             "nuid": self.ref.nuid,
             "size": self.size,
             "chunks": self._sent,
@@ -282,7 +278,7 @@ class BlobWriter:
             return
         info = {
             "name": self.ref.name,
-            "bucket": FILES_BUCKET,
+            "bucket": subjects.FILES_BUCKET,
             "nuid": self.ref.nuid,
             "size": 0,
             "chunks": 0,
@@ -352,7 +348,7 @@ class BlobReader:
     async def _pull(self) -> None:
         request = {"batch": self._batch, "expires": int(PULL_EXPIRES * 1e9)}
         await self._nc.publish(
-            f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{self._consumer}",
+            subjects.consumer_next(STREAM, self._consumer),
             json.dumps(request).encode(),
             reply=self._inbox,
         )

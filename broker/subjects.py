@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 CMD_STREAM = "AGC_CMD"
@@ -65,3 +66,23 @@ def files_rpc(session_id: str, op: str) -> str:
 def session_rpc_filter(session_id: str) -> str:
     """Subscription subject of the owning worker for a session's request/reply operations."""
     return f"{RPC_PREFIX}.{check_session_id(session_id)}.>"
+
+
+# The object store's own subjects (JetStream's layout for bucket AGC_FILES); broker.blobs
+# streams chunks and meta on these directly, with flow control the nats-py client lacks.
+FILES_STREAM = f"OBJ_{FILES_BUCKET}"
+
+
+def files_chunk(nuid: str) -> str:
+    """Subject of an object's chunks."""
+    return f"$O.{FILES_BUCKET}.C.{nuid}"
+
+
+def files_meta(name: str) -> str:
+    """Subject of an object's meta message (its name, base64url)."""
+    return f"$O.{FILES_BUCKET}.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
+
+
+def consumer_next(stream: str, consumer: str) -> str:
+    """JetStream API subject that asks a pull consumer for its next messages."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"

@@ -1,4 +1,4 @@
-// Shapes of the public AgCluster REST/SSE API (see issue 6 / DESIGN.md).
+// Shapes of the public AgCluster REST/SSE API (README.md "Using it"; events: broker/events.py).
 // Event shapes come from the schema: ./events.gen.ts (generated from broker/events.py).
 import type { SessionStatus as SessionStatusEvent, Usage as EventUsage } from "./events.gen";
 
