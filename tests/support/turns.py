@@ -117,6 +117,7 @@ def replay_turn(up: Up, sid: str, key: str, turn_id: str) -> list[Sse]:
     """The turn's events as JetStream stored them, read again from the start."""
     out: list[Sse] = []
     with up.client(key, timeout=30) as c, c.stream("GET", f"/api/agents/{sid}/events") as r:
+        assert r.status_code == 200, (r.status_code, r.read())
         for ev in iter_sse(r):
             if ev.data.get("turn_id") == turn_id:
                 out.append(ev)

@@ -22,6 +22,8 @@ from typing import IO, Any
 import docker
 import httpx
 
+from workers.storage import WorkspaceStorage
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("AGC_AGENT_IMAGE", "agcluster-agent:latest")
 
@@ -176,6 +178,9 @@ class Up:
         if self._out is not None:
             self._out.close()
         remove_cluster(self.env["AGC_CLUSTER"])
+        # The workspaces its workers loop-mounted (workers/storage.py): a mount left behind
+        # would keep the test's tmp dir from ever being removed.
+        WorkspaceStorage(self.state / "storage").remove_all()
 
 
 def remove_cluster(cluster: str) -> None:
