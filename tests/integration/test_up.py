@@ -51,7 +51,7 @@ def test_a_worker_that_keeps_dying_is_given_up_on_alone(tmp_path: Path) -> None:
         wait_until(lambda: stack.process("worker-1")["state"] == "crash-loop", 90, "a loop")
         out = stack.output()
         assert "worker-1 is crash-looping" in out and "exited 5 times within 60 s" in out
-        assert "max_sessions" in out  # the reason, from the end of the worker's log
+        assert "max_sessions" in out.lower()  # the reason, from the end of the worker's log
         # Everything else keeps running and keeps answering.
         assert all(
             p["state"] == "running" for p in stack.status()["processes"] if p["name"] != "worker-1"
