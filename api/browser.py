@@ -168,9 +168,16 @@ class BrowserGuard:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
-                    (k, v) for k, v in message.get("headers", ()) if k.lower() not in _OWN_HEADERS
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() not in _CORS_HEADERS
                 ]
-                headers += [*SECURITY_HEADERS, (b"content-security-policy", csp)]
+                have = {k.lower() for k, _ in headers}
+                # A route's own policy wins: it is stricter (a served workspace file gets
+                # `default-src 'none'`, a sandbox).
+                headers += [
+                    (k, v)
+                    for k, v in (*SECURITY_HEADERS, (b"content-security-policy", csp))
+                    if k not in have
+                ]
                 if allowed:
                     headers += [
                         (b"access-control-allow-origin", origin.encode()),
@@ -200,10 +207,7 @@ class BrowserGuard:
         await send({"type": "http.response.body", "body": b""})
 
 
-_OWN_HEADERS = frozenset(
-    {k for k, _ in SECURITY_HEADERS}
-    | {b"content-security-policy", b"access-control-allow-origin", b"vary"}
-)
+_CORS_HEADERS = frozenset({b"access-control-allow-origin"})
 
 
 def guard_asgi(app: Any, **options: Any) -> Any:

@@ -13,7 +13,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from broker import subjects
 from broker.commands import Launch, decode_command
 from broker.sealing import SealError
-from broker.state import TERMINAL_STATUSES
+from broker.state import TERMINAL_STATUSES, launch_cancelled
+from configs.model import parse_size
 from workers.binding import fail_session, init_message, keep_in_progress, unseal
 from workers.channel import RunnerChannel
 from workers.errors import LaunchFailed, ProviderError, RunnerGone
@@ -110,8 +111,18 @@ class Launcher:
         else:
             metrics.launches.labels("ok").inc()
             await msg.ack()
+            await self._unless_cancelled(cmd.session_id)
         finally:
             keepalive.cancel()
+
+    async def _unless_cancelled(self, sid: str) -> None:
+        """Stop a session the API cancelled while we launched it: the client was told it failed,
+        so it must never run (a launch still queued is skipped above, in ``handle``)."""
+        rec = await self.reg.store.get(sid)
+        handle = self.reg.sessions.get(sid)
+        if handle is not None and (rec is None or launch_cancelled(rec)):
+            self.log.info("launch was cancelled by the API: removing its sandbox", session_id=sid)
+            await self.reg.stop_session(handle, reason="cancelled")
 
     async def launch(self, cmd: Launch) -> SessionHandle:
         """Create, start and initialise a session's container; return once the runner is ready."""
@@ -135,6 +146,8 @@ class Launcher:
             memory=str(limits.get("memory_limit", "2g")),
             pids_limit=int(limits.get("pids_limit", 256)),
             tmp_size=self.settings.tmp_size,
+            storage_bytes=parse_size(str(limits.get("storage_limit", "5g"))),
+            home_bytes=parse_size(self.settings.home_size),
         )
         t0 = time.perf_counter()
         container_id = ""

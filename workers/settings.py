@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -75,6 +76,18 @@ class WorkerSettings(CommonSettings):
         3, description="Deliveries of a command before it is given up with an error event."
     )
     tmp_size: str = Field("512m", description="Size of each container's /tmp tmpfs.")
+    storage_quota: bool = Field(
+        True,
+        description=(
+            "Enforce each config's storage_limit with a fixed-size ext4 filesystem per "
+            "workspace (loop-mounted; needs root, mkfs.ext4, loop devices and the worker on "
+            "the Docker host). Off, or unavailable: engine volumes, uncapped."
+        ),
+    )
+    storage_dir: Path | None = Field(
+        None, description="Where workspace filesystems live (default <state dir>/storage)."
+    )
+    home_size: str = Field("1g", description="Size of each session's home filesystem.")
     approval_timeout: float = Field(
         600.0,
         gt=0,

@@ -124,6 +124,10 @@ class WorkspaceStorage:
             )
         mount.mkdir(exist_ok=True)
         _run("mount", "-o", "loop,nosuid,nodev,noatime", str(image), str(mount))
+        # mkfs leaves lost+found (root's, mode 0700) in the agent's workspace: it is only for
+        # fsck, which makes it again when it needs it.
+        with contextlib.suppress(FileNotFoundError, OSError):
+            (mount / "lost+found").rmdir()
 
     async def remove(self, session_id: str) -> None:
         """Unmount and delete the session's filesystems (missing parts are fine)."""

@@ -14,9 +14,8 @@ import contextlib
 import signal
 
 import structlog
-from redis.asyncio import Redis
 
-from broker.connect import connect_nats
+from broker.connect import connect_nats, connect_redis, nats_auth
 from broker.sealing import Sealer
 from broker.state import SessionStore
 from broker.streams import DAY, StreamSettings, ensure_streams
@@ -27,6 +26,8 @@ from workers.providers.docker import DockerProvider
 from workers.reconcile import Reconciler
 from workers.registry import Registry
 from workers.settings import WorkerSettings
+from workers.storage import WorkspaceStorage
+from workers.storage import available as storage_unavailable
 from workers.upkeep import Upkeep
 
 log = structlog.get_logger("agc.worker")
@@ -50,9 +51,9 @@ class Worker:
 
     async def assemble(self) -> None:
         """Connect to NATS, Redis and the provider and build the parts; start nothing."""
-        provider = self._provider or await DockerProvider.connect()
-        redis = Redis.from_url(self.settings.redis_url)
-        nc = await connect_nats(self.settings.nats_url, name=self.id)
+        provider = self._provider or await DockerProvider.connect(self._storage())
+        redis = await connect_redis(self.settings)
+        nc = await connect_nats(self.settings.nats_url, name=self.id, auth=nats_auth(self.settings))
         js = nc.jetstream()
         await ensure_streams(
             js,
@@ -74,6 +75,15 @@ class Worker:
         self.launcher = Launcher(reg)
         self.reconciler = Reconciler(reg)
         self.upkeep = Upkeep(reg, self.reconciler.reconcile)
+
+    def _storage(self) -> WorkspaceStorage | None:
+        """Fixed-size workspaces when enabled and possible here (else a warning: uncapped)."""
+        if not self.settings.storage_quota:
+            return None
+        if (reason := storage_unavailable()) is not None:
+            self.log.warning("storage_limit is NOT enforced", reason=reason)
+            return None
+        return WorkspaceStorage(self.settings.storage_dir or self.settings.state_dir / "storage")
 
     async def start(self) -> None:
         """Assemble, announce liveness, reconcile containers, start the loops."""

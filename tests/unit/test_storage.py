@@ -83,6 +83,7 @@ async def test_create_is_idempotent_and_keeps_what_was_written(storage: Workspac
     try:
         (paths.workspace / "kept.txt").write_text("still here")
         assert paths.workspace.stat().st_uid == 1000  # the agent owns its workspace
+        assert sorted(p.name for p in paths.workspace.iterdir()) == ["kept.txt"]  # no lost+found
         # A restarted worker creates again: same filesystem, nothing lost.
         again = await storage.create(sid, 32 * MiB, 32 * MiB)
         assert (again.workspace / "kept.txt").read_text() == "still here"

@@ -41,6 +41,10 @@ class ContainerSpec:
     pids_limit: int = 256
     tmp_size: str = "512m"
     env: Mapping[str, str] = field(default_factory=dict)
+    # storage_limit and the home's size in bytes: with a WorkspaceStorage (workers/storage.py)
+    # each is a fixed-size filesystem; 0 (or no storage) is an engine volume, uncapped.
+    storage_bytes: int = 0
+    home_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

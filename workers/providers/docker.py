@@ -20,6 +20,7 @@ from workers.providers.base import (
     ContainerInfo,
     ContainerSpec,
 )
+from workers.storage import StorageError, WorkspaceStorage
 
 log = structlog.get_logger("agc.docker")
 
@@ -37,20 +38,24 @@ def volume_names(session_id: str) -> tuple[str, str]:
 class DockerProvider:
     """The :class:`~workers.providers.base.Provider` of a Docker Engine: locked-down containers."""
 
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(
+        self, client: docker.DockerClient | None = None, storage: WorkspaceStorage | None = None
+    ) -> None:
         self._client = client or docker.from_env(timeout=60)
+        # Fixed-size workspaces (storage_limit enforced); None: engine volumes, uncapped.
+        self.storage = storage
         self.api = self._client.api
         # Last (total CPU ns, system CPU ns) seen per container, for CPU % between polls.
         self._cpu_samples: dict[str, tuple[int, int]] = {}
 
     @classmethod
-    async def connect(cls) -> DockerProvider:
+    async def connect(cls, storage: WorkspaceStorage | None = None) -> DockerProvider:
         """Connect to the engine from the environment (``DOCKER_HOST``) and check it answers."""
 
         def _make() -> DockerProvider:
             client = docker.from_env(timeout=60)
             client.ping()
-            return cls(client)
+            return cls(client, storage)
 
         try:
             return await asyncio.to_thread(_make)
@@ -85,12 +90,25 @@ class DockerProvider:
             LABEL_SESSION: spec.session_id,
             LABEL_WORKER: spec.worker_id,
         }
+        ws_source, home_source = ws, home
+        if self.storage is not None and spec.storage_bytes:
+            try:
+                paths = await self.storage.create(
+                    spec.session_id, spec.storage_bytes, spec.home_bytes or spec.storage_bytes
+                )
+            except StorageError as exc:
+                raise ProviderError(f"cannot make the session's workspace: {exc}") from exc
+            ws_source, home_source = str(paths.workspace), str(paths.home)
 
         def _create() -> str:
-            for vol in (ws, home):
-                self.api.create_volume(name=vol, labels=labels)
+            if ws_source == ws:
+                for vol in (ws, home):
+                    self.api.create_volume(name=vol, labels=labels)
             host_config = self.api.create_host_config(
-                binds={ws: {"bind": WORKSPACE, "mode": "rw"}, home: {"bind": HOME, "mode": "rw"}},
+                binds={
+                    ws_source: {"bind": WORKSPACE, "mode": "rw"},
+                    home_source: {"bind": HOME, "mode": "rw"},
+                },
                 tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size},mode=1777"},  # noqa: S108
                 read_only=True,
                 cap_drop=["ALL"],
@@ -239,6 +257,11 @@ class DockerProvider:
                     self.api.remove_volume(vol, force=True)
 
         await asyncio.to_thread(_remove)
+        if self.storage is not None:
+            try:
+                await self.storage.remove(session_id)
+            except StorageError as exc:
+                log.warning("session storage not removed", session_id=session_id, error=str(exc))
 
     async def remove_session_container(self, session_id: str) -> None:
         """Remove a session's container by name if one exists (volumes are kept)."""
@@ -251,6 +274,8 @@ class DockerProvider:
 
     async def volume_path(self, session_id: str) -> str:
         """Host path of a session's workspace volume (the worker reads files there directly)."""
+        if self.storage is not None and self.storage.exists(session_id):
+            return str(self.storage.paths(session_id).workspace)
         ws, _ = volume_names(session_id)
 
         def _inspect() -> str:
