@@ -9,6 +9,7 @@ import msgspec
 from nats.js import JetStreamContext
 
 from api.agents.streams import EventFeed, last_seq
+from api.agents.turns import fold_turns
 
 
 async def read_all_events(js: JetStreamContext, session_id: str) -> list[dict[str, Any]]:
@@ -30,73 +31,26 @@ async def read_all_events(js: JetStreamContext, session_id: str) -> list[dict[st
     return out
 
 
-def build_history(session_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+def build_history(session_id: str, events: list[Any]) -> dict[str, Any]:
     """Turns (user message, assistant text, tool calls with results, usage) from events."""
-    turns: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
-    for ev in events:
-        tid = ev.get("turn_id")
-        if not tid:
-            continue
-        if tid not in turns:
-            order.append(tid)
-            turns[tid] = {
-                "turn_id": tid,
-                "user": "",
-                "started_at": ev.get("ts"),
-                "completed_at": None,
-                "assistant": [],
-                "tool_calls": [],
-                "errors": [],
-                "approvals": [],
-                "usage": {},
-                "cost_usd": None,
-                "duration_ms": None,
-                "interrupted": False,
-                "is_error": False,
-            }
-        turn = turns[tid]
-        tools = {t["tool_use_id"]: t for t in turn["tool_calls"]}
-        match ev.get("type"):
-            case "user.message":
-                turn["user"] = ev.get("text", "")
-                turn["started_at"] = ev.get("ts")
-            case "message" if not ev.get("parent_tool_use_id"):
-                turn["assistant"].append(ev.get("text", ""))
-            case "tool.started":
-                turn["tool_calls"].append(
-                    {
-                        "tool_use_id": ev["tool_use_id"],
-                        "name": ev.get("name"),
-                        "input": ev.get("input"),
-                        "output": None,
-                        "is_error": False,
-                        "parent_tool_use_id": ev.get("parent_tool_use_id"),
-                    }
-                )
-            case "tool.completed":
-                entry = tools.get(ev["tool_use_id"])
-                if entry is not None:
-                    entry["output"] = ev.get("output")
-                    entry["is_error"] = bool(ev.get("is_error"))
-            case "error":
-                turn["errors"].append({"code": ev.get("code"), "message": ev.get("message")})
-            case "approval.requested":
-                turn["approvals"].append(_approval(ev))
-            case "approval.resolved":
-                _resolve_approval(turn["approvals"], ev)
-            case "turn.completed":
-                turn.update(
-                    completed_at=ev.get("ts"),
-                    usage=ev.get("usage") or {},
-                    cost_usd=ev.get("cost_usd"),
-                    duration_ms=ev.get("duration_ms"),
-                    interrupted=bool(ev.get("interrupted")),
-                    is_error=bool(ev.get("is_error")),
-                )
-            case _:
-                pass
-    out_turns = [turns[t] for t in order]
+    out_turns: list[dict[str, Any]] = [
+        {
+            "turn_id": t.turn_id,
+            "user": t.user,
+            "started_at": t.started_at,
+            "completed_at": t.completed.ts if t.completed else None,
+            "assistant": t.texts,
+            "tool_calls": list(t.tools.values()),
+            "errors": [{"code": e.code, "message": e.message} for e in t.errors],
+            "approvals": t.approvals,
+            "usage": t.usage,
+            "cost_usd": t.completed.cost_usd if t.completed else None,
+            "duration_ms": t.completed.duration_ms if t.completed else None,
+            "interrupted": bool(t.completed and t.completed.interrupted),
+            "is_error": bool(t.completed and t.completed.is_error),
+        }
+        for t in fold_turns(events)
+    ]
     total_in = sum(int(t["usage"].get("input_tokens", 0) or 0) for t in out_turns)
     total_out = sum(int(t["usage"].get("output_tokens", 0) or 0) for t in out_turns)
     return {
@@ -106,42 +60,6 @@ def build_history(session_id: str, events: list[dict[str, Any]]) -> dict[str, An
         "usage": {"input_tokens": total_in, "output_tokens": total_out},
         "cost_usd": round(sum(float(t["cost_usd"] or 0) for t in out_turns), 6),
     }
-
-
-def _approval(ev: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "request_id": ev.get("request_id"),
-        "tool": ev.get("tool"),
-        "input": ev.get("input"),
-        "reason": ev.get("reason", ""),
-        "parent_tool_use_id": ev.get("parent_tool_use_id"),
-        "requested_at": ev.get("ts"),
-        "decision": None,
-        "scope": None,
-        "message": "",
-        "updated_input": None,
-        "cause": None,
-        "decided_by": None,
-        "decided_by_name": "",
-        "resolved_at": None,
-    }
-
-
-def _resolve_approval(approvals: list[dict[str, Any]], ev: dict[str, Any]) -> None:
-    entry = next((a for a in approvals if a["request_id"] == ev.get("request_id")), None)
-    if entry is None:  # its request aged out of the stream
-        entry = _approval({"request_id": ev.get("request_id"), "tool": ev.get("tool")})
-        approvals.append(entry)
-    entry.update(
-        decision=ev.get("decision"),
-        scope=ev.get("scope"),
-        message=ev.get("message", ""),
-        updated_input=ev.get("updated_input"),
-        cause=ev.get("cause"),
-        decided_by=ev.get("by") or None,
-        decided_by_name=ev.get("by_name", ""),
-        resolved_at=ev.get("ts"),
-    )
 
 
 def _approval_line(a: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ import structlog
 from api.agents.hub import HubFull, Subscription
 from api.agents.schemas import LaunchRequest
 from api.agents.streams import StreamedEvent
+from api.agents.turns import Decoded, TurnFold, as_event
 from api.errors import (
     BadGateway,
     BadRequest,
@@ -29,6 +30,7 @@ from api.services import Services
 from api.settings import ApiSettings
 from broker import subjects
 from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
+from broker.events import ErrorEvent, SessionReady, SessionStopped
 from broker.pool import PoolStore, pool_key
 from broker.state import LAUNCH_CANCELLED, TERMINAL_STATUSES, SessionRecord
 from broker.streams import StreamSettings
@@ -39,17 +41,6 @@ log = structlog.get_logger("agc.api.agents")
 
 MAX_MESSAGE_CHARS = 200_000
 DUPLICATE_WINDOW = StreamSettings().duplicate_window
-
-
-class _Outcome(msgspec.Struct):
-    type: str
-    message: str = ""
-    detail: str = ""
-    code: str = ""
-    fatal: bool = False
-
-
-_outcome = msgspec.json.Decoder(_Outcome)
 
 
 async def resolve_config(services: Services, req: LaunchRequest) -> AgentConfig:
@@ -157,7 +148,7 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
             encode_command(command),
             msg_id=sid,
             timeout=services.settings.launch_timeout,
-            done=lambda o: o.type == "session.ready" or (o.type == "error" and o.fatal),
+            done=lambda e: isinstance(e, SessionReady) or (isinstance(e, ErrorEvent) and e.fatal),
         )
     except BaseException:
         await _cancel_launch(services, sid, "it could not be sent")
@@ -175,7 +166,7 @@ async def launch(services: Services, req: LaunchRequest) -> dict[str, Any]:
             f"{services.settings.launch_timeout:.0f} s; the launch was cancelled",
             session_id=sid,
         )
-    if out.type == "error":
+    if isinstance(out, ErrorEvent):
         raise BadGateway(
             f"the agent failed to start: {out.message}",
             reason=out.detail[-4000:],
@@ -211,8 +202,8 @@ async def _publish_and_await(
     *,
     msg_id: str,
     timeout: float,
-    done: Callable[[_Outcome], bool],
-) -> _Outcome | None:
+    done: Callable[[Decoded], bool],
+) -> Decoded | None:
     """Publish a command, then return the session's first event that ``done`` accepts.
 
     The subscription is made before the publish so the outcome cannot slip past; None when
@@ -227,7 +218,7 @@ async def _publish_and_await(
                 msg = await sub.next_msg(timeout=remaining)
             except TimeoutError:
                 return None
-            out = _outcome.decode(msg.data)
+            out = as_event(msg.data)
             if done(out):
                 return out
         return None
@@ -316,45 +307,12 @@ async def turn_events(feed: Subscription, turn_id: str) -> AsyncIterator[Streame
 
 async def collect_turn(feed: Subscription, turn_id: str, timeout: float) -> dict[str, Any]:
     """Run a turn to its end and summarise it for a JSON client."""
-    texts: list[str] = []
-    tools: dict[str, dict[str, Any]] = {}
-    errors: list[dict[str, Any]] = []
-    result: dict[str, Any] = {}
+    turn = TurnFold(turn_id)
 
     async def _run() -> None:
         async for ev in turn_events(feed, turn_id):
-            if ev is None:
-                continue
-            data = msgspec.json.decode(ev.data)
-            match ev.type:
-                case "message" if not data.get("parent_tool_use_id"):
-                    texts.append(data.get("text", ""))
-                case "tool.started":
-                    tools[data["tool_use_id"]] = {
-                        "tool_use_id": data["tool_use_id"],
-                        "name": data.get("name"),
-                        "input": data.get("input"),
-                        "output": None,
-                        "is_error": False,
-                        "parent_tool_use_id": data.get("parent_tool_use_id"),
-                    }
-                case "tool.completed":
-                    entry = tools.setdefault(
-                        data["tool_use_id"],
-                        {
-                            "tool_use_id": data["tool_use_id"],
-                            "name": data.get("name"),
-                            "input": None,
-                        },
-                    )
-                    entry["output"] = data.get("output")
-                    entry["is_error"] = bool(data.get("is_error"))
-                case "error":
-                    errors.append({k: data.get(k) for k in ("code", "message", "detail")})
-                case "turn.completed":
-                    result.update(data)
-                case _:
-                    pass
+            if ev is not None:
+                turn.add(as_event(ev.data))
 
     try:
         await asyncio.wait_for(_run(), timeout)
@@ -364,19 +322,20 @@ async def collect_turn(feed: Subscription, turn_id: str, timeout: float) -> dict
         ) from exc
     finally:
         await feed.close()
+    done = turn.completed
     return {
         "session_id": feed.session_id,
         "turn_id": turn_id,
-        "text": "\n\n".join(t for t in texts if t),
-        "tool_calls": list(tools.values()),
-        "usage": result.get("usage", {}),
-        "cost_usd": result.get("cost_usd"),
-        "duration_ms": result.get("duration_ms"),
-        "num_turns": result.get("num_turns"),
-        "stop_reason": result.get("stop_reason"),
-        "is_error": bool(result.get("is_error")) or bool(errors) or not result,
-        "interrupted": bool(result.get("interrupted")),
-        "errors": errors,
+        "text": turn.text,
+        "tool_calls": list(turn.tools.values()),
+        "usage": turn.usage,
+        "cost_usd": done.cost_usd if done else None,
+        "duration_ms": done.duration_ms if done else None,
+        "num_turns": done.num_turns if done else None,
+        "stop_reason": done.stop_reason if done else None,
+        "is_error": done is None or done.is_error or bool(turn.errors),
+        "interrupted": bool(done and done.interrupted),
+        "errors": [{"code": e.code, "message": e.message, "detail": e.detail} for e in turn.errors],
     }
 
 
@@ -401,7 +360,7 @@ async def stop(services: Services, record: SessionRecord) -> dict[str, Any]:
         msg_id=f"{sid}:stop",
         # Nobody alive to stop it: don't wait, record the stop below.
         timeout=services.settings.stop_timeout if owner_alive else 0.0,
-        done=lambda o: o.type == "session.stopped",
+        done=lambda e: isinstance(e, SessionStopped),
     )
     after = await services.store.get(sid)
     if after is not None and after.status not in TERMINAL_STATUSES:
