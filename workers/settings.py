@@ -56,7 +56,10 @@ class WorkerSettings(CommonSettings):
     )
     max_sessions: int = Field(50, description="Most sessions this worker runs at once.")
     launch_concurrency: int = Field(4, description="Launches this worker handles in parallel.")
-    launch_timeout: float = Field(90.0, description="Seconds a runner has to become ready.")
+    # Not AGC_LAUNCH_TIMEOUT: that is the API's (how long a client's launch may take in all).
+    runner_ready_timeout: float = Field(
+        90.0, description="Seconds a runner has to become ready once its container started."
+    )
     heartbeat_interval: float = Field(2.0, description="Seconds between liveness refreshes.")
     heartbeat_ttl: float = Field(
         8.0, description="Seconds a worker counts as alive without a refresh."
@@ -99,3 +102,8 @@ class WorkerSettings(CommonSettings):
     metrics_port: int = Field(
         0, description="Port of this worker's Prometheus `/metrics` on 127.0.0.1 (0: off)."
     )
+
+    @property
+    def launch_timeout(self) -> float:
+        """How long launch and resume wait for a runner (``runner_ready_timeout``)."""
+        return self.runner_ready_timeout

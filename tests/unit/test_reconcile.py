@@ -70,7 +70,7 @@ class Env:
             cluster=self.cluster,
             heartbeat_interval=0.1,
             heartbeat_ttl=0.6,
-            launch_timeout=10.0,
+            runner_ready_timeout=10.0,
             **extra,
         )
 

@@ -157,3 +157,12 @@ def test_container_limits_fill_only_what_a_config_leaves_unset(
     # What the worker receives carries the filled limits.
     wire = with_container_defaults(parse_config(_config(None)), s).to_wire()
     assert wire["resource_limits"]["memory_limit"] == "3g"
+
+
+def test_launch_timeout_means_one_thing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # AGC_LAUNCH_TIMEOUT is the API's (the whole launch); the worker's wait has its own name.
+    monkeypatch.setenv("AGC_LAUNCH_TIMEOUT", "7")
+    assert ApiSettings().launch_timeout == 7.0
+    assert WorkerSettings().launch_timeout == 90.0
+    monkeypatch.setenv("AGC_RUNNER_READY_TIMEOUT", "33")
+    assert WorkerSettings().launch_timeout == 33.0
