@@ -16,6 +16,7 @@ from broker.state import TERMINAL_STATUSES
 from workers.binding import fail_session, init_message, unseal
 from workers.channel import RunnerChannel
 from workers.errors import WorkerError
+from workers.lost_hosts import end_lost_sessions
 from workers.registry import Registry
 
 log = structlog.get_logger("agc.worker")
@@ -94,6 +95,8 @@ class Reconciler:
                 await fail_session(
                     reg, sid, "container_lost", "the session's container no longer exists", ""
                 )
+        # A dead worker's sessions nobody could adopt above: their host is lost.
+        await end_lost_sessions(reg)
 
     async def recover(self, sid: str, container_id: str) -> None:
         """The runner's channel closed unasked: re-attach, or restart it with its conversation."""

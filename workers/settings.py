@@ -64,6 +64,15 @@ class WorkerSettings(CommonSettings):
     heartbeat_ttl: float = Field(
         8.0, description="Seconds a worker counts as alive without a refresh."
     )
+    lost_host_timeout: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "Seconds a dead worker's sessions wait to be adopted before they are failed as "
+            "lost (its host is gone: no live worker can see their containers). A session of "
+            "a lost host ends within heartbeat_ttl + this + two reconcile passes (<= 5 s each)."
+        ),
+    )
     session_idle_timeout: float = Field(
         1800.0,
         validation_alias=AliasChoices("AGC_SESSION_IDLE_TIMEOUT", "SESSION_IDLE_TIMEOUT"),
