@@ -1,4 +1,10 @@
-"""Structured logging set-up shared by every process."""
+"""Structured logging set-up shared by every process (API, workers, runner, agcluster).
+
+structlog renders every line. The standard-library loggers of our own packages (``runner``,
+``configs``, ``api``, ``workers``, ``broker``, ``agcluster``) go through the same renderer at the
+configured level; other libraries' only from WARNING up. Everything goes to stderr: in the
+runner, stdout is the protocol.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import logging
 import sys
 
 import structlog
+
+OUR_LOGGERS = ("runner", "configs", "api", "workers", "broker", "agcluster")
 
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
@@ -32,4 +40,16 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr)
+    # Standard-library records (ours and libraries') rendered like structlog's own lines.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *processors],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(lvl, logging.WARNING))
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(lvl)

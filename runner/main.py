@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from typing import Any
 
 import msgspec
 
 from broker.events import ErrorEvent, Event, SessionStopped, SystemNotice, TurnCompleted
+from broker.logging import configure_logging
 from broker.runner_wire import (
     ApproveIn,
     Attach,
@@ -291,11 +291,8 @@ async def _amain(settings: RunnerSettings, emitter: Emitter) -> int:
 def main() -> int:
     """Run the runner process; return its exit code."""
     settings = RunnerSettings.from_env()
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # stderr only: stdout carries the protocol.
+    configure_logging(settings.log_level, json=settings.log_json)
     writer = StdoutWriter(1)
     emitter = Emitter(writer, ReplayBuffer(settings.replay_buffer, settings.replay_buffer_bytes))
     log.info("runner starting boot_id=%s workspace=%s", emitter.boot_id, settings.workspace)

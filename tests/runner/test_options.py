@@ -174,20 +174,27 @@ def test_malformed_config_names_the_field(
     assert fragment in str(info.value)
 
 
-def test_settings_from_env(tmp_path: Path) -> None:
-    s = RunnerSettings.from_env(
-        {
-            "AGC_WORKSPACE": str(tmp_path),
-            "HOME": "/home/x",
-            "TMPDIR": "/scratch",
-            "AGC_EXIT_ON_EOF": "1",
-            "AGC_REPLAY_BUFFER": "10",
-            "AGC_INTERRUPT_GRACE": "2.5",
-        }
-    )
+def test_settings_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AGC_WORKSPACE": str(tmp_path),
+        "HOME": "/home/x",
+        "TMPDIR": "/scratch",
+        "AGC_EXIT_ON_EOF": "1",
+        "AGC_REPLAY_BUFFER": "10",
+        "AGC_INTERRUPT_GRACE": "2.5",
+        "AGC_CLI_STDERR_LINES": "7",
+        "AGC_LOG_LEVEL": "debug",
+        "AGC_AGENT_UID": "",  # empty counts as unset
+    }.items():
+        monkeypatch.setenv(name, value)
+    s = RunnerSettings.from_env()
     assert (s.workspace, s.home, s.tmp_root) == (tmp_path, Path("/home/x"), Path("/scratch"))
     assert s.exit_on_eof is True
-    assert (s.replay_buffer, s.interrupt_grace) == (10, 2.5)
-    default = RunnerSettings.from_env({})
+    assert (s.replay_buffer, s.interrupt_grace, s.stderr_lines) == (10, 2.5, 7)
+    assert (s.log_level, s.agent_uid) == ("DEBUG", None)
+    for name in ("AGC_WORKSPACE", "AGC_EXIT_ON_EOF", "AGC_REPLAY_BUFFER", "AGC_INTERRUPT_GRACE"):
+        monkeypatch.delenv(name)
+    default = RunnerSettings.from_env()
     assert default.workspace == Path("/workspace")
     assert default.exit_on_eof is False
+    assert default.replay_buffer == 5000
