@@ -226,13 +226,16 @@ def nats_auth_conf(creds: Credentials, extra_users: list[dict[str, Any]] | None 
 
 
 def redis_acl(creds: Credentials) -> str:
-    """Redis ACL file: the platform's user and nobody else, not even ``default``.
+    """Redis ACL file: the platform's user, and ``default`` locked behind an unknown password.
 
     The user may not run administrative commands (CONFIG, FLUSHALL, DEBUG, ACL, ...); its keys
     are not narrowed to ``AGC_REDIS_PREFIX`` because that prefix is per process.
     """
     digest = hashlib.sha256(creds.redis_password.encode()).hexdigest()
-    return (
-        "user default off nopass -@all\n"
-        f"user {creds.redis_user} on #{digest} ~* &* +@all -@dangerous +info +keys\n"
-    )
+    # ``default`` keeps the platform user's rights behind a password nobody is given, rather
+    # than being switched off: Redis replays its AOF as ``default`` and EXEC re-checks ACLs during
+    # that replay, so a ``default`` without rights silently drops every MULTI/EXEC on restart
+    # (Redis 7.0; redis/redis#14541, fixed upstream by #14545). Nobody can log in as it.
+    nobody = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+    rights = "~* &* +@all -@dangerous +info +keys"
+    return f"user default on #{nobody} {rights}\nuser {creds.redis_user} on #{digest} {rights}\n"

@@ -198,3 +198,40 @@ def test_sync_interval_reaches_every_nats_node_and_a_bad_one_is_refused(tmp_path
         assert f"Using configuration file: {conf}" in log
     finally:
         good.close()
+
+
+def test_transactions_survive_a_redis_restart_under_the_acl(bare: Up) -> None:
+    # Redis replays its AOF as `default`; with `default` unable to run them, EXEC used to drop
+    # every transaction on restart (session records lost their fields; the API answered 500).
+    from redis import Redis
+
+    env = dict(
+        line.split("=", 1)
+        for line in (bare.state / "credentials" / "api.env").read_text().splitlines()
+        if "=" in line
+    )
+    url = bare.status()["redis_url"]
+    auth = {"username": env["AGC_REDIS_USER"], "password": env["AGC_REDIS_PASSWORD"]}
+    r = Redis.from_url(url, **auth)
+    pipe = r.pipeline(transaction=True)
+    pipe.hset("agc:probe:tx", mapping={"a": "1", "b": "2"})
+    pipe.set("agc:probe:plain", "3")
+    pipe.execute()
+    r.close()
+    pid = bare.kill("redis")
+    wait_until(partial(bare.restarted, "redis", pid), 10, "redis back")
+    r = Redis.from_url(url, **auth)
+    try:
+        assert r.hgetall("agc:probe:tx") == {b"a": b"1", b"b": b"2"}
+        assert r.get("agc:probe:plain") == b"3"
+    finally:
+        r.close()
+    log = (bare.state / "logs" / "redis.log").read_text()
+    assert "NOPERM" not in log
+    # And still nobody gets in without the platform's credentials.
+    anon = Redis.from_url(url)
+    try:
+        with pytest.raises(Exception, match=r"(?i)auth"):
+            anon.ping()
+    finally:
+        anon.close()
