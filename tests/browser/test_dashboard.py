@@ -475,7 +475,8 @@ def test_sessions_page_errors_and_stop(
     expect(row).to_be_visible()
     expect(row).to_contain_text("Code Assistant")
     expect(row.get_by_test_id("session-row-status")).not_to_have_attribute("data-status", "stopped")
-    time.sleep(1.0)  # let one refresh bring the live CPU/memory figures
+    # One refresh brings the live CPU/memory figures (the meters replace the limits).
+    expect(row.locator(".meter")).to_have_count(2, timeout=30_000)
     shot(page, "12-sessions")
 
     row.get_by_test_id("open-session").click()

@@ -22,6 +22,7 @@ from tests.modelserver.script import http_error, text, tool_use
 from tests.modelserver.server import ModelServer
 from tests.support.sse import Sse, iter_sse
 from tests.support.stack import Stack, running_stack
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -386,7 +387,15 @@ def test_events_replay_with_last_event_id_and_direct_nats_subscribers(
     t.start()
     assert subscribed.wait(10)
     chat_events = stack.chat_sse(sid, api_key, "hello nats")
-    time.sleep(0.5)
+    # The worker's "idle" status follows turn.completed on the subject: wait for it.
+    wait_until(
+        lambda: (
+            any(e["type"] == "turn.completed" for e in seen_on_nats)
+            and seen_on_nats[-1]["type"] == "session.status"
+        ),
+        30,
+        "the turn's trailing status on NATS",
+    )
     done.set()
     t.join(10)
     # The worker's "running" status for the launch may land after we subscribed: the chat's
@@ -427,7 +436,16 @@ def test_api_key_is_never_stored_logged_or_streamed_in_the_clear(stack: Stack) -
     sid = stack.launch(secret)
     stack.chat_sse(sid, secret, "hello")
     stack.delete(sid, secret)
-    time.sleep(1.0)
+    # Scan only once the worker has finished with the session (its last log line about it).
+    wait_until(
+        lambda: any(
+            "session stopped" in line and sid in line
+            for p in stack.tmp.glob("worker-*.log")
+            for line in p.read_text(errors="replace").splitlines()
+        ),
+        30,
+        "the worker to finish the stop",
+    )
     assert stack.redis is not None and stack.nats is not None
     r = Redis.from_url(stack.redis.url)
     dump = b"".join(

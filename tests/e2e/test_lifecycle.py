@@ -5,10 +5,11 @@ Each fault test runs its own stack, so killing a process never disturbs another 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ import docker
 import httpx
 import nats
 import pytest
+from nats.js.errors import NotFoundError
 
+from broker import subjects
 from tests.modelserver.script import step, text, tool_use
 from tests.modelserver.server import ModelServer
 from tests.support.sse import Sse, iter_sse
 from tests.support.stack import IMAGE, Stack, running_stack
+from tests.support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -29,17 +33,20 @@ def key() -> str:
     return f"sk-test-{uuid.uuid4().hex}"
 
 
-def wait_until(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def command_stored(stack: Stack, subject: str) -> bool:
+    """Whether JetStream holds a command on ``subject`` (accepted, not yet consumed)."""
+
+    async def check() -> bool:
+        nc = await nats.connect(stack.nats.url)  # type: ignore[union-attr]
         try:
-            value = cond()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            await nc.jetstream().get_last_msg(subjects.CMD_STREAM, subject)
+            return True
+        except NotFoundError:
+            return False
+        finally:
+            await nc.close()
+
+    return asyncio.run(check())
 
 
 def session_info(stack: Stack, sid: str, api_key: str) -> dict[str, Any]:
@@ -245,7 +252,7 @@ def test_worker_restart_reattaches_and_queued_chat_runs(
 
         t = threading.Thread(target=chat)
         t.start()
-        time.sleep(1.5)
+        wait_until(lambda: command_stored(s, subjects.session_cmd(sid, "chat")), 30, "the chat")
         assert "r" not in result  # nobody owns it right now: the command waits in JetStream
         s.start_worker("tw-stable")
         t.join(60)
@@ -345,7 +352,7 @@ def test_nats_restart_everything_reconnects_and_pending_launch_happens(
 
         t = threading.Thread(target=launch)
         t.start()
-        time.sleep(1.0)
+        wait_until(lambda: command_stored(s, subjects.LAUNCH), 30, "the launch in JetStream")
         s.restart_nats()
         s.start_worker()
         t.join(120)
@@ -417,8 +424,6 @@ def test_orphans_are_removed_and_poison_commands_are_given_up(
             js = nc.jetstream()
             await js.publish(f"agc.cmd.session.{sid}.chat", b'{"type":"chat","oops":1}')
             await nc.close()
-
-        import asyncio
 
         asyncio.run(poison())
 
