@@ -16,6 +16,7 @@ from broker.runner_wire import Init
 from broker.sealing import Sealer
 from broker.state import TERMINAL_STATUSES
 from workers.host import Host
+from workers.sandbox.service import Bound
 from workers.settings import WorkerSettings
 
 log = structlog.get_logger("agc.worker")
@@ -31,24 +32,32 @@ def unseal(
     return sealer.open(sealed_key, context=sid), mcp_env
 
 
+async def bind_sandbox(
+    host: Host, sid: str, sandbox: str, api_key: str, config: dict[str, Any]
+) -> Bound:
+    """Bind ``sandbox`` to the session with a fresh token; keep the token's hash in its record.
+
+    The record's hash lets a worker that adopts the session (its runner still holding the
+    token) bind the sandbox again; the token itself is never stored.
+    """
+    bound = host.sandbox.bind(sandbox, sid, api_key, config)
+    await host.store.update(sid, sandbox=sandbox, gateway_token_sha256=bound.token_sha256)
+    return bound
+
+
 def init_message(
     settings: WorkerSettings,
     sid: str,
-    config: dict[str, Any],
-    api_key: str,
+    bound: Bound,
     mcp_env: dict[str, dict[str, str]],
     resume: str | None,
 ) -> Init:
-    """The first line a fresh runner reads."""
-    env: dict[str, str] = {}
-    if settings.anthropic_base_url:
-        env["ANTHROPIC_BASE_URL"] = settings.anthropic_base_url
+    """The first line a fresh runner reads: no model key, only the sandbox's token."""
     return Init(
         session_id=sid,
-        config=config,
-        api_key=api_key,
+        config=bound.config,
+        gateway_token=bound.token,
         mcp_env=mcp_env,
-        env=env,
         resume=resume,
         worker_id=settings.worker_id,
     )
@@ -63,6 +72,10 @@ async def fail_session(host: Host, sid: str, code: str, message: str, detail: st
         "session failed", session_id=sid, worker_id=host.worker_id, code=code, message=message
     )
     await host.store.set_status(sid, "failed", error=message)
+    if rec is not None and rec.sandbox:
+        # Its token stops working; the directory goes with the container.
+        host.sandbox.unbind(rec.sandbox, sid)
+        await host.sandbox.remove(rec.sandbox)
     for event in (
         ErrorEvent(session_id=sid, code=code, message=message, detail=detail, fatal=True),
         SessionStopped(session_id=sid, reason="failed"),

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from broker.state import SessionStore
 from workers.metrics import WorkerMetrics
 from workers.providers.base import Provider
+from workers.sandbox.service import SandboxService
 from workers.settings import WorkerSettings
 
 
@@ -53,6 +54,11 @@ class Host(Protocol):
 
     @property
     def metrics(self) -> WorkerMetrics: ...
+
+    @property
+    def sandbox(self) -> SandboxService:
+        """The sandbox boundary this worker serves (gateway, egress proxy, socket dirs)."""
+        ...
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task the worker keeps (and cancels on shutdown)."""

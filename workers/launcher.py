@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from broker.commands import Launch, decode_command
 from broker.sealing import SealError
 from broker.state import TERMINAL_STATUSES, launch_cancelled
 from configs.model import parse_size
-from workers.binding import fail_session, init_message, keep_in_progress, unseal
+from workers.binding import bind_sandbox, fail_session, init_message, keep_in_progress, unseal
 from workers.channel import RunnerChannel
 from workers.errors import LaunchFailed, ProviderError, RunnerGone
 from workers.providers.base import ContainerSpec
@@ -141,7 +142,6 @@ class Launcher:
             worker_id=reg.worker_id,
             cluster=self.settings.cluster,
             image=self.settings.agent_image,
-            network=self.settings.agent_network,
             cpu_quota=int(limits.get("cpu_quota", 100_000)),
             memory=str(limits.get("memory_limit", "2g")),
             pids_limit=int(limits.get("pids_limit", 256)),
@@ -151,6 +151,11 @@ class Launcher:
         )
         t0 = time.perf_counter()
         container_id = ""
+        # The container's only way out: a fresh sandbox directory with the gateway's sockets.
+        sandbox = reg.sandbox.new_name()
+        spec = dataclasses.replace(
+            spec, sandbox=sandbox, sandbox_dir=str(await reg.sandbox.open(sandbox))
+        )
         try:
             # A redelivered launch (its first worker died mid-way) may find a half-made
             # container of the same name: start again from nothing.
@@ -161,16 +166,19 @@ class Launcher:
             await provider.start(container_id)
         except ProviderError as exc:
             await provider.remove(container_id or None, sid)
+            await reg.sandbox.remove(sandbox)
             raise LaunchFailed(str(exc), code="container_failed") from exc
         handle = reg.add(sid, container_id, RunnerChannel(reader, writer, session_id=sid))
         try:
-            await handle.init(init_message(self.settings, sid, cmd.config, api_key, mcp_env, None))
+            bound = await bind_sandbox(reg, sid, sandbox, api_key, cmd.config)
+            await handle.init(init_message(self.settings, sid, bound, mcp_env, None))
             await asyncio.wait_for(asyncio.shield(handle.ready), self.settings.launch_timeout)
         except (TimeoutError, RunnerGone) as exc:
             detail = str(exc) or handle.channel.stderr_tail()
             handle.stopping = True
             await reg.drop(handle)
             await provider.remove(container_id, sid, grace=1)
+            await reg.sandbox.remove(sandbox)
             reason = (
                 "the agent runner did not become ready in time"
                 if isinstance(exc, asyncio.TimeoutError)

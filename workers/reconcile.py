@@ -13,7 +13,7 @@ import msgspec
 import structlog
 
 from broker.state import TERMINAL_STATUSES
-from workers.binding import fail_session, init_message, unseal
+from workers.binding import bind_sandbox, fail_session, init_message, unseal
 from workers.channel import RunnerChannel
 from workers.errors import WorkerError
 from workers.lost_hosts import end_lost_sessions
@@ -57,6 +57,8 @@ class Reconciler:
                     container=c.container_id[:12],
                 )
                 await provider.remove(c.container_id, c.session_id, grace=1)
+                if c.sandbox:
+                    await reg.sandbox.remove(c.sandbox)
                 continue
             if rec.status == "starting" or not rec.owner:
                 # A launch in flight, ours or another worker's (its container exists before
@@ -131,6 +133,18 @@ class Reconciler:
         rec = await reg.store.get(sid)
         if rec is None:
             raise WorkerError(f"session {sid} has no record")
+        if not rec.sandbox:
+            raise WorkerError(f"session {sid}'s container has no sandbox (made before the gateway)")
+        # Serve the sandbox's sockets again (this worker restarted, or adopts the session).
+        await reg.sandbox.open(rec.sandbox)
+        api_key, mcp_env = unseal(reg.sealer, sid, rec.sealed_api_key, rec.sealed_mcp_env)
+        raw = await reg.store.get_config(sid)
+        if raw is None:
+            raise WorkerError(f"session {sid} has no stored config")
+        config = msgspec.json.decode(raw)
+        if not fresh_runner:
+            # The runner still holds its token: bind by the hash its record keeps.
+            reg.sandbox.rebind(rec.sandbox, sid, rec.gateway_token_sha256, api_key, config)
         reader, writer = await reg.provider.attach(container_id)
         handle = reg.add(
             sid,
@@ -140,15 +154,10 @@ class Reconciler:
             boot_id="" if fresh_runner else rec.boot_id,
         )
         if fresh_runner:
-            api_key, mcp_env = unseal(reg.sealer, sid, rec.sealed_api_key, rec.sealed_mcp_env)
-            raw = await reg.store.get_config(sid)
-            if raw is None:
-                raise WorkerError(f"session {sid} has no stored config")
-            config = msgspec.json.decode(raw)
+            # A new runner process: a new token.
+            bound = await bind_sandbox(reg, sid, rec.sandbox, api_key, config)
             await handle.init(
-                init_message(
-                    reg.settings, sid, config, api_key, mcp_env, resume=rec.sdk_session_id or None
-                )
+                init_message(reg.settings, sid, bound, mcp_env, resume=rec.sdk_session_id or None)
             )
             await asyncio.wait_for(asyncio.shield(handle.ready), reg.settings.launch_timeout)
         else:

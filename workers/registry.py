@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
 from broker import subjects
-from broker.events import SessionStopped, encode_event
+from broker.events import EgressDenied, SessionStopped, encode_event
 from broker.sealing import Sealer
 from broker.state import SessionStore
 from workers.channel import RunnerChannel
@@ -26,6 +26,10 @@ from workers.files import register_file_ops
 from workers.metrics import WorkerMetrics
 from workers.providers.base import Provider
 from workers.rpc import RpcRouter
+from workers.sandbox.egress import Denial
+from workers.sandbox.policy import parse_test_hosts
+from workers.sandbox.pricing import ModelUsage
+from workers.sandbox.service import SandboxService
 from workers.session import SessionHandle
 from workers.settings import WorkerSettings
 
@@ -59,6 +63,14 @@ class Registry:
         self.stopping: set[str] = set()
         # False once the worker drains: no recoveries start any more.
         self.running = True
+        # The sandbox boundary this worker serves: sockets, model gateway, egress proxy.
+        self.sandbox = SandboxService(
+            settings.run_dir,
+            upstream=settings.anthropic_base_url,
+            persist=self._record_usage,
+            on_denied=self._egress_denied,
+            test_hosts=parse_test_hosts(settings.egress_test_hosts),
+        )
         self.rpc = RpcRouter(self)
         register_file_ops(self.rpc)
         self._bg: set[asyncio.Task[Any]] = set()
@@ -127,9 +139,41 @@ class Registry:
         finally:
             self.stopping.discard(sid)
 
+    # -- the sandbox's reports ------------------------------------------------------------
+    async def _record_usage(self, sid: str, usage: ModelUsage, cost: float) -> None:
+        await self.store.add_model_usage(
+            sid,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens,
+            cache_read_input_tokens=usage.cache_read_input_tokens,
+            cost_usd=cost,
+        )
+
+    def _egress_denied(self, d: Denial) -> None:
+        handle = self.sessions.get(d.session_id)
+        if handle is None:
+            return
+        event = EgressDenied(
+            session_id=d.session_id,
+            host=d.host[:255],
+            port=d.port,
+            reason=d.reason,
+            policy=d.policy,
+            method=d.method,
+            turn_id=handle.current_turn,
+        )
+        self.spawn(handle.publish_event(event))
+
     async def finish_stop(self, sid: str, container_id: str | None, reason: str) -> None:
         """Remove what is left of a stopped session and publish its last event."""
+        rec = await self.store.get(sid)
+        if rec is not None and rec.sandbox:
+            # Revoked first: from here on the session's token opens nothing.
+            self.sandbox.unbind(rec.sandbox, sid)
         await self.provider.remove(container_id, sid)
+        if rec is not None and rec.sandbox:
+            await self.sandbox.remove(rec.sandbox)
         with contextlib.suppress(Exception):
             await self.js.delete_consumer(subjects.CMD_STREAM, subjects.session_consumer(sid))
         await self.store.set_status(sid, "stopped")

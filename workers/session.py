@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
+import nats.errors
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -22,6 +23,7 @@ from broker.events import (
     encode_event,
     peek_event,
 )
+from broker.limits import fit_event
 from broker.runner_wire import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
@@ -33,13 +35,12 @@ log = structlog.get_logger("agc.session")
 
 
 class _Completed(msgspec.Struct):
-    class _U(msgspec.Struct):
-        input_tokens: int = 0
-        output_tokens: int = 0
-
-    usage: _U = msgspec.field(default_factory=_U)
-    cost_usd: float | None = None
+    # Only what the runner may tell: usage and cost come from the gateway (see _stamp).
     sdk_session_id: str | None = None
+
+
+class _Origin(msgspec.Struct):
+    session_id: str = ""
 
 
 class _Error(msgspec.Struct):
@@ -53,6 +54,9 @@ _HIGH_RATE = frozenset({"text.delta", "thinking.delta"})
 _MAX_UNACKED = 512
 _completed = msgspec.json.Decoder(_Completed)
 _error = msgspec.json.Decoder(_Error)
+_origin = msgspec.json.Decoder(_Origin)
+# Room for the subject and headers beside an event in one NATS message.
+_HEADROOM = 4096
 
 
 class SessionOwner(Host, Protocol):
@@ -98,6 +102,12 @@ class SessionHandle:
         # Pipelined delta publishes whose JetStream acks are not collected yet.
         self._unacked: list[tuple[asyncio.Future[Any], bytes, str]] = []
         self.log = log.bind(session_id=session_id, worker_id=owner.worker_id)
+        channel.on_discard = self._line_discarded
+
+    @property
+    def current_turn(self) -> str | None:
+        """The turn running now, when exactly one is (events the worker makes join it)."""
+        return next(iter(self._busy_turns)) if len(self._busy_turns) == 1 else None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start_relay(self) -> None:
@@ -157,8 +167,11 @@ class SessionHandle:
         """Publish to the session's subject, retrying through a NATS outage.
 
         The message id makes a retry of something JetStream already stored a no-op, so an
-        event is never lost and never doubled.
+        event is never lost and never doubled. An event too large for a NATS message is cut
+        down first (:func:`broker.limits.fit_event`); one NATS refuses for good is dropped,
+        never retried forever.
         """
+        data = fit_event(data, max(self.owner.nc.max_payload - _HEADROOM, 64 << 10))
         delay = 0.05
         while True:
             try:
@@ -168,6 +181,9 @@ class SessionHandle:
                 return
             except asyncio.CancelledError:
                 raise
+            except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError) as exc:
+                self.log.error("event refused by NATS; dropped", error=str(exc), size=len(data))
+                return
             except Exception as exc:
                 self.log.warning("publish failed, retrying", error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(delay)
@@ -244,7 +260,18 @@ class SessionHandle:
         if env.seq <= self.last_seq:
             return  # replayed and already published
         data = bytes(env.event)
-        peek = peek_event(data)
+        try:
+            peek = peek_event(data)
+            origin = _origin.decode(data).session_id
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self._reject(env, "an event that is not valid JSON")
+            return
+        if origin not in ("", self.session_id):
+            # Never published under this session's subject (nor any other).
+            self._reject(env, f"an event of another session ({origin[:60]!r})")
+            return
+        if peek.type == "turn.completed":
+            data = self._stamp(data)
         if peek.type == "session.stopped" and self.stopping:
             # The worker publishes the definitive one once the container is gone.
             self.last_seq = env.seq
@@ -266,6 +293,42 @@ class SessionHandle:
         await self._best_effort(self.owner.store.advance_seq(self.session_id, env.boot_id, env.seq))
         await self._observe(peek, data)
 
+    def _stamp(self, data: bytes) -> bytes:
+        """Put the turn's usage and cost as the gateway counted them into its turn.completed.
+
+        Whatever the runner wrote there is replaced: it comes from inside the sandbox.
+        """
+        usage, cost = self.owner.sandbox.take_turn_usage(self.session_id)
+        try:
+            event = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return data
+        if not isinstance(event, dict):
+            return data
+        event["usage"] = msgspec.structs.asdict(usage)
+        event["cost_usd"] = cost
+        return msgspec.json.encode(event)
+
+    def _reject(self, env: Envelope, what: str) -> None:
+        self.last_seq = env.seq
+        self.log.warning("runner sent a rejected event", what=what, seq=env.seq)
+        error = ErrorEvent(
+            session_id=self.session_id,
+            code="rejected_event",
+            message=f"the runner sent {what}; it was not published",
+        )
+        self.owner.spawn(self.publish_event(error))
+
+    def _line_discarded(self, size: int) -> None:
+        error = ErrorEvent(
+            session_id=self.session_id,
+            turn_id=self.current_turn,
+            code="runner_line_too_long",
+            message=f"the runner wrote a {size}-byte line, over the "
+            f"{self.channel.max_line}-byte limit; it was discarded",
+        )
+        self.owner.spawn(self.publish_event(error))
+
     async def _observe(self, peek: EventHead, data: bytes) -> None:
         """Track status and usage from the events that matter for them."""
         match peek.type:
@@ -279,14 +342,8 @@ class SessionHandle:
             case "turn.completed":
                 done = _completed.decode(data)
                 self._busy_turns.discard(peek.turn_id or "")
-                await self._best_effort(
-                    self.owner.store.add_usage(
-                        self.session_id,
-                        input_tokens=done.usage.input_tokens,
-                        output_tokens=done.usage.output_tokens,
-                        cost_usd=done.cost_usd or 0.0,
-                    )
-                )
+                # Usage and cost were recorded by the gateway as the model reported them.
+                await self._best_effort(self.owner.store.count_turn(self.session_id))
                 if done.sdk_session_id:
                     await self._best_effort(
                         self.owner.store.update(self.session_id, sdk_session_id=done.sdk_session_id)

@@ -45,14 +45,27 @@ class WorkerSettings(CommonSettings):
             "value stops the worker at start."
         ),
     )
-    agent_network: str = Field(
-        "bridge",
-        description="Network of agent containers: `host`, `none`, or a Docker network name.",
-    )
     anthropic_base_url: str = Field(
         "",
         validation_alias=AliasChoices("AGC_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL"),
-        description="Model API base URL passed into every container (a gateway, proxy or test server).",
+        description=(
+            "Where this worker's model gateway sends model requests (default "
+            "https://api.anthropic.com); a loopback URL works, the gateway runs on the host."
+        ),
+    )
+    run_dir: Path = Field(
+        Path("/run/agc"),
+        description=(
+            "Host directory of the per-sandbox socket directories (model gateway, egress "
+            "proxy) mounted at /run/agc in agent containers."
+        ),
+    )
+    egress_test_hosts: str = Field(
+        "",
+        description=(
+            "Tests only, off by default: `name=127.0.0.1:PORT,...` lets the egress proxy and "
+            "remote MCP servers reach these names on loopback ports. Never set in production."
+        ),
     )
     max_sessions: int = Field(50, description="Most sessions this worker runs at once.")
     launch_concurrency: int = Field(4, description="Launches this worker handles in parallel.")

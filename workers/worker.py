@@ -98,7 +98,7 @@ class Worker:
         ):
             reg.spawn(coro)
         self.log.info(
-            "worker started", image=self.settings.agent_image, network=self.settings.agent_network
+            "worker started", image=self.settings.agent_image, run_dir=str(self.settings.run_dir)
         )
 
     async def run_until_signalled(self) -> None:
@@ -122,6 +122,8 @@ class Worker:
         await self.launcher.drain(self.settings.drain_timeout)
         await reg.cancel_background()
         await reg.detach_all()
+        # Sockets stop answering; their directories stay for the next worker on this host.
+        await reg.sandbox.aclose()
         with contextlib.suppress(Exception):
             await reg.store.worker_gone(self.id)
         with contextlib.suppress(Exception):

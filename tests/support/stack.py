@@ -1,6 +1,7 @@
 """The real platform for tests: NATS, Redis, the API and workers as separate processes.
 
-Containers reach the scripted model server on the host's loopback through host networking.
+Containers have no network (``--network none``): the scripted model server on the host's
+loopback is reached by the workers' model gateway, never by a container.
 """
 
 from __future__ import annotations
@@ -90,7 +91,6 @@ class Stack:
             AGC_HOST="127.0.0.1",
             AGC_PORT=str(self.port),
             AGC_AGENT_IMAGE=IMAGE,
-            AGC_AGENT_NETWORK="host",
             ANTHROPIC_BASE_URL=self.model_url,
             AGC_LOG_LEVEL="INFO",
             AGC_HEARTBEAT_INTERVAL="0.5",

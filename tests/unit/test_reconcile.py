@@ -95,6 +95,8 @@ class Env:
             await h.detach()
         await w.registry.nc.close()
         await w._redis.aclose()
+        # Its sockets die with the process (a later worker serves the directories again).
+        await w.registry.sandbox.aclose()
 
     async def shutdown(self, w: Worker) -> None:
         """A clean SIGTERM: the worker detaches and leaves its containers running."""
@@ -195,8 +197,11 @@ async def test_launch_relays_events_and_commands_reach_the_runner(env: Env) -> N
     c = env.provider.by_session(sid)
     assert c is not None and c.spec is not None and c.spec.pids_limit == 64
     assert c.runner is not None and c.runner.init is not None
-    assert c.runner.init.api_key == "sk-test"  # unsealed by the worker, never in the spec
-    assert "sk-test" not in repr(c.spec)
+    # The key stays in the worker's gateway: the runner gets only the sandbox's token.
+    assert c.runner.init.api_key == "" and c.runner.init.gateway_token
+    assert "sk-test" not in repr(c.spec) and "sk-test" not in repr(c.runner.init)
+    assert c.spec.sandbox and c.spec.sandbox_dir.endswith(c.spec.sandbox)
+    assert w.registry.sandbox.registry.binding(c.spec.sandbox) is not None
 
     await env.chat(sid, "hello")
     assert c.runner.chats == ["hello"]
@@ -206,7 +211,14 @@ async def test_launch_relays_events_and_commands_reach_the_runner(env: Env) -> N
 
 async def _usage_recorded(env: Env, sid: str) -> bool:
     rec = await env.store.get(sid)
-    return rec is not None and rec.input_tokens == 3 and rec.sdk_session_id == f"sdk-{sid}"
+    # The fake runner reports 3 input tokens and $0.001 in its turn.completed: numbers from
+    # inside a sandbox are never recorded (only the gateway's are), the turn is counted.
+    return (
+        rec is not None
+        and rec.turns == 1
+        and (rec.input_tokens, rec.cost_usd) == (0, 0.0)
+        and rec.sdk_session_id == f"sdk-{sid}"
+    )
 
 
 async def test_a_dead_workers_session_is_adopted_and_a_live_owners_left_alone(env: Env) -> None:

@@ -35,12 +35,15 @@ class ContainerSpec:
     worker_id: str
     cluster: str
     image: str
-    network: str
     cpu_quota: int = 100_000
     memory: str = "2g"
     pids_limit: int = 256
     tmp_size: str = "512m"
     env: Mapping[str, str] = field(default_factory=dict)
+    # The sandbox serving this container (``sbx-<hex>``) and its host directory, mounted
+    # read-only at /run/agc: the model gateway's and egress proxy's sockets (workers/sandbox).
+    sandbox: str = ""
+    sandbox_dir: str = ""
     # storage_limit and the home's size in bytes: with a WorkspaceStorage (workers/storage.py)
     # each is a fixed-size filesystem; 0 (or no storage) is an engine volume, uncapped.
     storage_bytes: int = 0
@@ -56,6 +59,8 @@ class ContainerInfo:
     worker_id: str
     # "created", "running", "exited", ... (Docker's state names); only "running" is special.
     status: str
+    # The sandbox the container was made with (its socket directory's name).
+    sandbox: str = ""
 
 
 Attached = tuple[asyncio.StreamReader, asyncio.StreamWriter]

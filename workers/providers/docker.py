@@ -11,6 +11,7 @@ import docker
 import docker.errors
 import structlog
 
+from broker.sandbox_wire import MOUNT as SANDBOX_MOUNT
 from workers.errors import ImageMissing, ProviderError, VolumeMissing
 from workers.providers.base import (
     AGENT_UID,
@@ -28,6 +29,7 @@ LABEL_MANAGED = "agc.managed"
 LABEL_SESSION = "agc.session"
 LABEL_WORKER = "agc.worker"
 LABEL_CLUSTER = "agc.cluster"
+LABEL_SANDBOX = "agc.sandbox"
 
 
 def volume_names(session_id: str) -> tuple[str, str]:
@@ -90,6 +92,9 @@ class DockerProvider:
             LABEL_SESSION: spec.session_id,
             LABEL_WORKER: spec.worker_id,
         }
+        if not spec.sandbox or not spec.sandbox_dir:
+            raise ProviderError("an agent container needs its sandbox directory")
+        labels[LABEL_SANDBOX] = spec.sandbox
         ws_source, home_source = ws, home
         if self.storage is not None and spec.storage_bytes:
             try:
@@ -108,30 +113,41 @@ class DockerProvider:
                 binds={
                     ws_source: {"bind": WORKSPACE, "mode": "rw"},
                     home_source: {"bind": HOME, "mode": "rw"},
+                    # The only way out: the worker's gateway and egress sockets.
+                    spec.sandbox_dir: {"bind": SANDBOX_MOUNT, "mode": "ro"},
                 },
                 tmpfs={"/tmp": f"rw,nosuid,nodev,size={spec.tmp_size},mode=1777"},  # noqa: S108
                 read_only=True,
                 cap_drop=["ALL"],
+                # The runner (uid 0) starts the agent as AGENT_UID (setpriv) and must be able
+                # to signal it; nothing else. The agent's uid gets no capabilities at all.
+                cap_add=["SETUID", "SETGID", "KILL"],
                 security_opt=["no-new-privileges"],
                 mem_limit=spec.memory,
                 memswap_limit=spec.memory,
                 cpu_period=100_000,
                 cpu_quota=spec.cpu_quota,
                 pids_limit=spec.pids_limit,
-                network_mode=spec.network,
+                # Never a network: not the host's, not a bridge (docs/sandbox.md).
+                network_mode="none",
                 init=False,  # the image's entrypoint is tini already
                 log_config={"type": "json-file", "config": {"max-size": "5m", "max-file": "2"}},
             )
             created = self.api.create_container(
                 image=spec.image,
-                user=AGENT_UID,
+                user="0:0",
                 working_dir=WORKSPACE,
                 stdin_open=True,
                 # detach=True keeps StdinOnce off: a worker that detaches (restart, crash)
                 # must not close the runner's stdin, or no later worker could talk to it.
                 detach=True,
                 tty=False,
-                environment={"AGC_SESSION_ID": spec.session_id, **spec.env},
+                environment={
+                    "AGC_SESSION_ID": spec.session_id,
+                    **spec.env,
+                    "AGC_AGENT_UID": AGENT_UID.split(":", 1)[0],
+                    "AGC_SANDBOX_DIR": SANDBOX_MOUNT,
+                },
                 labels=labels,
                 host_config=host_config,
                 name=f"agc-{spec.session_id}",
@@ -175,7 +191,9 @@ class DockerProvider:
             raise ProviderError(
                 f"cannot attach to the container: {exc.explanation or exc}"
             ) from exc
-        return await asyncio.open_connection(sock=raw, limit=2**24)
+        # The channel reads whole frames (readexactly): a small limit keeps what the transport
+        # buffers from an untrusted container bounded (it pauses reading at twice the limit).
+        return await asyncio.open_connection(sock=raw, limit=1 << 16)
 
     async def inspect(self, container_id: str) -> dict[str, Any] | None:
         def _inspect() -> dict[str, Any] | None:
@@ -228,6 +246,7 @@ class DockerProvider:
                     session_id=r.get("Labels", {}).get(LABEL_SESSION, ""),
                     worker_id=r.get("Labels", {}).get(LABEL_WORKER, ""),
                     status=r.get("State", ""),
+                    sandbox=r.get("Labels", {}).get(LABEL_SANDBOX, ""),
                 )
                 for r in rows
             ]
