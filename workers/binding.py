@@ -60,6 +60,7 @@ def init_message(
         mcp_env=mcp_env,
         resume=resume,
         worker_id=settings.worker_id,
+        approval_timeout=settings.approval_timeout,
     )
 
 

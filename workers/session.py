@@ -14,7 +14,7 @@ import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from broker import subjects
-from broker.commands import Chat, Interrupt, Stop, decode_command
+from broker.commands import Approve, Chat, Interrupt, Stop, decode_command
 from broker.events import (
     ErrorEvent,
     Event,
@@ -24,7 +24,8 @@ from broker.events import (
     peek_event,
 )
 from broker.limits import fit_event
-from broker.runner_wire import Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
+from broker.runner_wire import ApproveIn, Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
+from workers.approvals import ApprovalTracker
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
 from workers.host import Host
@@ -99,6 +100,7 @@ class SessionHandle:
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy_turns: set[str] = set()
+        self.approvals = ApprovalTracker(owner.store, session_id)
         # Pipelined delta publishes whose JetStream acks are not collected yet.
         self._unacked: list[tuple[asyncio.Future[Any], bytes, str]] = []
         self.log = log.bind(session_id=session_id, worker_id=owner.worker_id)
@@ -283,6 +285,10 @@ class SessionHandle:
             await self._publish_pipelined(data, msg_id)
             self.last_seq = env.seq
             return
+        if peek.type == "approval.requested":
+            # Recorded before anyone can see it, so an answer sent the moment it arrives
+            # finds it pending.
+            await self._track_approvals(peek.type, data)
         # Everything published before this event is stored before it is: its position in
         # the stream (and so its SSE id) can never precede an earlier delta's.
         await self._settle()
@@ -335,6 +341,7 @@ class SessionHandle:
             case "session.ready":
                 if not self.ready.done():
                     self.ready.set_result(None)
+                await self._best_effort(self.approvals.observe(peek.type, data))
             case "turn.started":
                 if peek.turn_id:
                     self._busy_turns.add(peek.turn_id)
@@ -356,6 +363,15 @@ class SessionHandle:
                     self.ready.set_exception(RunnerGone(f"{err.message}\n{err.detail}".strip()))
             case "session.stopped":
                 self.stopped.set()
+            case "approval.resolved" | "system":
+                await self._track_approvals(peek.type, data)
+
+    async def _track_approvals(self, kind: str, data: bytes) -> None:
+        was_waiting = bool(self.approvals.waiting)
+        await self._best_effort(self.approvals.observe(kind, data))
+        if was_waiting != bool(self.approvals.waiting) and not self.stopping:
+            # A resolved request's turn goes on: its tool is about to run.
+            await self.set_status("waiting" if self.approvals.waiting else "busy")
 
     # -- commands ------------------------------------------------------------------------
     async def _consume_commands(self) -> None:
@@ -402,6 +418,8 @@ class SessionHandle:
                     await self._best_effort(self.owner.store.touch(self.session_id))
                 case Interrupt():
                     await self.channel.send(InterruptIn())
+                case Approve(answer=answer):
+                    await self.channel.send(ApproveIn(answer=answer))
                 case Stop(reason=reason):
                     await ack()
                     # Stopping cancels this very task, so it runs on its own.
