@@ -31,3 +31,7 @@ class LaunchFailed(WorkerError):
         self.message = message
         self.detail = detail
         self.code = code
+
+
+class SlotFailed(WorkerError):
+    """A warm-pool slot's runner could not start its CLI (the slot is removed)."""

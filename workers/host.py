@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 
+from broker.pool import SlotRecord
 from broker.state import SessionStore
 from workers.metrics import WorkerMetrics
 from workers.providers.base import Provider
@@ -63,3 +64,27 @@ class Host(Protocol):
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task the worker keeps (and cancels on shutdown)."""
         ...
+
+
+class WarmSlots(Protocol):
+    """The warm pool (:class:`workers.pool.WarmPool`) as the launcher, upkeep and shutdown use it."""
+
+    @property
+    def ready(self) -> int:
+        """Slots ready for a launch now."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Slots the pool aims to keep."""
+        ...
+
+    def memory_bytes(self) -> int: ...
+
+    async def take(self, sid: str) -> SlotRecord | None:
+        """The slot a launch of ``sid`` claimed, if still fit for it (only one caller gets it)."""
+        ...
+
+    async def run(self) -> None: ...
+
+    async def drain(self) -> None: ...

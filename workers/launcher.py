@@ -13,6 +13,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from broker import subjects
 from broker.commands import Launch, decode_command
+from broker.pool import SlotRecord
 from broker.sealing import SealError
 from broker.state import TERMINAL_STATUSES, launch_cancelled
 from configs.model import parse_size
@@ -150,6 +151,14 @@ class Launcher:
             home_bytes=parse_size(self.settings.home_size),
         )
         t0 = time.perf_counter()
+        if reg.pool is not None:
+            slot = await reg.pool.take(sid)
+            if slot is not None:
+                handle = await self._launch_warm(cmd, slot, api_key, mcp_env, t0)
+                if handle is not None:
+                    return handle
+            else:
+                reg.metrics.pool_claims.labels("cold").inc()
         container_id = ""
         # The container's only way out: a fresh sandbox directory with the gateway's sockets.
         sandbox = reg.sandbox.new_name()
@@ -162,6 +171,7 @@ class Launcher:
             await provider.remove_session_container(sid)
             container_id = await provider.create(spec)
             await reg.store.set_owner(sid, reg.worker_id, container_id)
+            await reg.store.update(sid, launch="cold")
             reader, writer = await provider.attach(container_id)
             await provider.start(container_id)
         except ProviderError as exc:
@@ -185,11 +195,71 @@ class Launcher:
                 else "the agent runner failed to start"
             )
             raise LaunchFailed(reason, detail=detail, code="runner_failed") from exc
+        return await self._running(handle, t0, warm=False)
+
+    async def _running(self, handle: SessionHandle, t0: float, *, warm: bool) -> SessionHandle:
+        """The session is ready: take its commands, record how long the launch took."""
         handle.start_commands()
-        await handle.set_status("running")
         seconds = time.perf_counter() - t0
-        reg.metrics.launch_seconds.observe(seconds)
+        await handle.set_status(
+            "running", launch_ms=round(seconds * 1000), launch="warm" if warm else "cold"
+        )
+        self.reg.metrics.launch_seconds.observe(seconds)
         self.log.info(
-            "session ready", session_id=sid, container=container_id[:12], seconds=round(seconds, 3)
+            "session ready",
+            session_id=handle.session_id,
+            container=handle.container_id[:12],
+            seconds=round(seconds, 3),
+            warm=warm,
         )
         return handle
+
+    async def _launch_warm(
+        self,
+        cmd: Launch,
+        slot: SlotRecord,
+        api_key: str,
+        mcp_env: dict[str, dict[str, str]],
+        t0: float,
+    ) -> SessionHandle | None:
+        """Bind a claimed warm slot to the session; None (slot removed) to launch cold instead.
+
+        A slot that fails here (its runner died while it waited, its container is gone) never
+        fails the launch: it is removed, and the caller starts the session cold.
+        """
+        sid, reg = cmd.session_id, self.reg
+        try:
+            await reg.store.set_owner(sid, reg.worker_id, slot.container_id)
+            reader, writer = await reg.provider.attach(slot.container_id)
+        except ProviderError as exc:
+            self.log.warning("warm slot unusable", session_id=sid, error=str(exc))
+            reg.metrics.pool_claims.labels("dead").inc()
+            await reg.provider.remove(slot.container_id, sid, grace=1)
+            if slot.sandbox:
+                await reg.sandbox.remove(slot.sandbox)
+            return None
+        handle = reg.add(sid, slot.container_id, RunnerChannel(reader, writer, session_id=sid))
+        # Before the init: whoever sees session.ready finds the record saying how it launched.
+        await reg.store.update(sid, launch="warm")
+        try:
+            if not slot.sandbox:
+                raise RunnerGone("the warm slot has no sandbox")
+            bound = await bind_sandbox(reg, sid, slot.sandbox, api_key, cmd.config)
+            await handle.init(init_message(self.settings, sid, bound, mcp_env, None))
+            await asyncio.wait_for(asyncio.shield(handle.ready), self.settings.launch_timeout)
+        except (TimeoutError, RunnerGone) as exc:
+            self.log.warning(
+                "warm slot failed; launching cold",
+                session_id=sid,
+                error=str(exc) or handle.channel.stderr_tail() or type(exc).__name__,
+            )
+            reg.metrics.pool_claims.labels("dead").inc()
+            handle.stopping = True
+            await reg.drop(handle)
+            await reg.provider.remove(slot.container_id, sid, grace=1)
+            if slot.sandbox:
+                reg.sandbox.unbind(slot.sandbox, sid)
+                await reg.sandbox.remove(slot.sandbox)
+            return None
+        reg.metrics.pool_claims.labels("hit").inc()
+        return await self._running(handle, t0, warm=True)

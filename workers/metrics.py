@@ -19,7 +19,7 @@ class WorkerMetrics:
         self.launch_seconds = Histogram(
             "agc_worker_launch_seconds",
             "Seconds from launch command to runner ready.",
-            buckets=(0.5, 1, 1.5, 2, 3, 5, 10, 30, 90),
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 90),
             registry=self.registry,
         )
         self.events = Counter(
@@ -39,6 +39,30 @@ class WorkerMetrics:
         )
         self.sessions = Gauge(
             "agc_worker_sessions", "Sessions this worker owns right now.", registry=self.registry
+        )
+
+        self.pool_ready = Gauge(
+            "agc_worker_pool_ready", "Warm slots ready for a launch.", registry=self.registry
+        )
+        self.pool_size = Gauge(
+            "agc_worker_pool_size", "Warm slots this worker aims to keep.", registry=self.registry
+        )
+        self.pool_memory = Gauge(
+            "agc_worker_pool_memory_bytes",
+            "Memory the ready warm slots use (each measured when it became ready).",
+            registry=self.registry,
+        )
+        self.pool_slots = Counter(
+            "agc_worker_pool_slots_total",
+            "Warm slots by what happened to them (made, failed, discarded).",
+            ["event"],
+            registry=self.registry,
+        )
+        self.pool_claims = Counter(
+            "agc_worker_pool_claims_total",
+            "Launches by warm-pool outcome (hit, stale, dead, cold).",
+            ["outcome"],
+            registry=self.registry,
         )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

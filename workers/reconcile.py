@@ -43,6 +43,8 @@ class Reconciler:
             if c.session_id in reg.sessions or c.session_id in reg.stopping:
                 continue
             rec = await store.get(c.session_id) if c.session_id else None
+            if c.pool and rec is None:
+                continue  # a warm slot no launch has claimed: the pool's (workers/pool.py)
             if rec is not None and rec.status == "stopping":
                 if rec.owner == me or (rec.owner and await store.is_alive(rec.owner)):
                     continue  # a stop in progress

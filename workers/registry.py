@@ -23,6 +23,7 @@ from broker.sealing import Sealer
 from broker.state import SessionStore
 from workers.channel import RunnerChannel
 from workers.files import register_file_ops
+from workers.host import WarmSlots
 from workers.metrics import WorkerMetrics
 from workers.providers.base import Provider
 from workers.rpc import RpcRouter
@@ -63,6 +64,8 @@ class Registry:
         self.stopping: set[str] = set()
         # False once the worker drains: no recoveries start any more.
         self.running = True
+        # The warm pool (workers/pool.py), when AGC_POOL_SIZE and AGC_POOL_CONFIGS ask for one.
+        self.pool: WarmSlots | None = None
         # The sandbox boundary this worker serves: sockets, model gateway, egress proxy.
         self.sandbox = SandboxService(
             settings.run_dir,

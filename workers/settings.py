@@ -121,9 +121,39 @@ class WorkerSettings(CommonSettings):
             "is denied (the model is told why)."
         ),
     )
+    pool_size: int = Field(
+        1,
+        ge=0,
+        description=(
+            "Warm slots this worker keeps ready for each config in `AGC_POOL_CONFIGS`: started, "
+            "locked-down sandboxes with the runner up and the CLI started (0: no warm pool). "
+            "Each idle slot holds ~150 MiB: 1-2 suit one small machine."
+        ),
+    )
+    pool_configs: str = Field(
+        "",
+        description=(
+            "Comma-separated preset ids the warm pool keeps slots for (empty: no warm pool)."
+        ),
+    )
+    pool_max_idle: float = Field(
+        3600.0, description="Seconds a warm slot may wait for a launch before it is remade."
+    )
+    pool_pause: float = Field(
+        1.0,
+        description=(
+            "Seconds between two slot starts while the pool refills (pacing: a refill never "
+            "competes with launches for the CPU all at once)."
+        ),
+    )
     metrics_port: int = Field(
         0, description="Port of this worker's Prometheus `/metrics` on 127.0.0.1 (0: off)."
     )
+
+    def pooled_configs(self) -> list[str]:
+        """The preset ids of ``pool_configs``, in order, without blanks or repeats."""
+        ids = (part.strip() for part in self.pool_configs.split(","))
+        return list(dict.fromkeys(i for i in ids if i))
 
     @property
     def launch_timeout(self) -> float:

@@ -28,6 +28,7 @@ class Upkeep:
     async def heartbeat_once(self) -> None:
         """Refresh the liveness key (with what the API shows about this worker)."""
         self.reg.metrics.sessions.set(len(self.reg.sessions))
+        pool = self.reg.pool
         await self.reg.store.heartbeat(
             self.reg.worker_id,
             {
@@ -36,6 +37,10 @@ class Upkeep:
                 "sessions": len(self.reg.sessions),
                 "max_sessions": self.settings.max_sessions,
                 "started_at": self.started_at,
+                # The warm pool (workers/pool.py): slots ready now, and how many it aims for.
+                "pool_ready": pool.ready if pool else 0,
+                "pool_size": pool.size if pool else 0,
+                "pool_memory_bytes": pool.memory_bytes() if pool else 0,
             },
             ttl=self.settings.heartbeat_ttl,
         )

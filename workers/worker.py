@@ -16,11 +16,13 @@ import signal
 import structlog
 
 from broker.connect import connect_nats, connect_redis, nats_auth
+from broker.pool import PoolStore
 from broker.sealing import Sealer
 from broker.state import SessionStore
 from broker.streams import DAY, StreamSettings, ensure_streams
 from workers.launcher import Launcher
 from workers.metrics import WorkerMetrics
+from workers.pool import WarmPool
 from workers.providers.base import Provider
 from workers.providers.docker import DockerProvider
 from workers.reconcile import Reconciler
@@ -74,6 +76,8 @@ class Worker:
         )
         self.launcher = Launcher(reg)
         self.reconciler = Reconciler(reg)
+        if self.settings.pool_size > 0 and self.settings.pooled_configs():
+            reg.pool = WarmPool(reg, PoolStore(redis, prefix=self.settings.redis_prefix))
         self.upkeep = Upkeep(reg, self.reconciler.reconcile)
 
     def _storage(self) -> WorkspaceStorage | None:
@@ -97,6 +101,8 @@ class Worker:
             self.upkeep.maintenance_loop(),
         ):
             reg.spawn(coro)
+        if reg.pool is not None:
+            reg.spawn(reg.pool.run())
         self.log.info(
             "worker started", image=self.settings.agent_image, run_dir=str(self.settings.run_dir)
         )
@@ -121,6 +127,9 @@ class Worker:
         reg.running = False
         await self.launcher.drain(self.settings.drain_timeout)
         await reg.cancel_background()
+        if reg.pool is not None:
+            # Slots are not sessions: nobody would re-attach them; remove them now.
+            await reg.pool.drain()
         await reg.detach_all()
         # Sockets stop answering; their directories stay for the next worker on this host.
         await reg.sandbox.aclose()

@@ -42,6 +42,7 @@ from broker.runner_wire import (
     ChatIn,
     Init,
     InterruptIn,
+    Prestart,
     StopIn,
     decode_command,
 )
@@ -74,6 +75,7 @@ class FakeRunner:
         self.emitter = Emitter(sink, ReplayBuffer())
         self.session_id = ""
         self.init: Init | None = None
+        self.prestarted: Prestart | None = None
         self.chats: list[str] = []
         # Every command this runner read, in order.
         self.commands: list[AnyRunnerCommand] = []
@@ -85,6 +87,19 @@ class FakeRunner:
         cmd = decode_command(line)
         self.commands.append(cmd)
         match cmd:
+            case Prestart():
+                # A warm-pool slot: "start the CLI" and say so; the init that claims it binds.
+                self.session_id, self.prestarted = cmd.session_id, cmd
+                ok = not cmd.config.get("fail_init")
+                self.emitter.emit(
+                    SystemNotice(
+                        session_id=cmd.session_id,
+                        subtype="runner.prestarted",
+                        data={"ok": ok, "seconds": 0.0}
+                        if ok
+                        else {"ok": False, "error": "refused"},
+                    )
+                )
             case Init():
                 self.init, self.session_id = cmd, cmd.session_id
                 if cmd.config.get("fail_init"):
@@ -255,7 +270,14 @@ class MemoryProvider:
 
     async def list_managed(self, cluster: str) -> list[ContainerInfo]:
         return [
-            ContainerInfo(c.container_id, c.session_id, c.worker_id, c.status)
+            ContainerInfo(
+                c.container_id,
+                c.session_id,
+                c.worker_id,
+                c.status,
+                sandbox=c.spec.sandbox if c.spec else "",
+                pool=c.spec.pool if c.spec else "",
+            )
             for c in self.containers.values()
             if c.cluster == cluster
         ]

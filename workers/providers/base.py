@@ -44,6 +44,9 @@ class ContainerSpec:
     # read-only at /run/agc: the model gateway's and egress proxy's sockets (workers/sandbox).
     sandbox: str = ""
     sandbox_dir: str = ""
+    # The warm pool's key when this is a pool slot made before its session (workers/pool.py):
+    # reconciliation leaves a slot nobody has claimed to the pool.
+    pool: str = ""
     # storage_limit and the home's size in bytes: with a WorkspaceStorage (workers/storage.py)
     # each is a fixed-size filesystem; 0 (or no storage) is an engine volume, uncapped.
     storage_bytes: int = 0
@@ -61,6 +64,8 @@ class ContainerInfo:
     status: str
     # The sandbox the container was made with (its socket directory's name).
     sandbox: str = ""
+    # The warm pool's key if the container was made as a pool slot ("" otherwise).
+    pool: str = ""
 
 
 Attached = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -82,6 +87,10 @@ class Provider(Protocol):
         ...
 
     async def is_running(self, container_id: str) -> bool: ...
+
+    async def image_id(self, image: str) -> str:
+        """The id of the image a tag names now ("" if missing): a rebuild changes it."""
+        ...
 
     async def stats(self, container_id: str) -> dict[str, Any] | None:
         """``cpu_percent``, ``memory_bytes``, ``memory_limit_bytes``, ``pids``; None if not running."""

@@ -29,6 +29,7 @@ LABEL_MANAGED = "agc.managed"
 LABEL_SESSION = "agc.session"
 LABEL_WORKER = "agc.worker"
 LABEL_CLUSTER = "agc.cluster"
+LABEL_POOL = "agc.pool"
 LABEL_SANDBOX = "agc.sandbox"
 
 
@@ -92,6 +93,8 @@ class DockerProvider:
             LABEL_SESSION: spec.session_id,
             LABEL_WORKER: spec.worker_id,
         }
+        if spec.pool:
+            labels[LABEL_POOL] = spec.pool
         if not spec.sandbox or not spec.sandbox_dir:
             raise ProviderError("an agent container needs its sandbox directory")
         labels[LABEL_SANDBOX] = spec.sandbox
@@ -205,6 +208,15 @@ class DockerProvider:
 
         return await asyncio.to_thread(_inspect)
 
+    async def image_id(self, image: str) -> str:
+        def _inspect() -> str:
+            try:
+                return str(self.api.inspect_image(image)["Id"])
+            except docker.errors.ImageNotFound:
+                return ""
+
+        return await asyncio.to_thread(_inspect)
+
     async def is_running(self, container_id: str) -> bool:
         info = await self.inspect(container_id)
         return bool(info and info.get("State", {}).get("Running"))
@@ -246,6 +258,7 @@ class DockerProvider:
                     session_id=r.get("Labels", {}).get(LABEL_SESSION, ""),
                     worker_id=r.get("Labels", {}).get(LABEL_WORKER, ""),
                     status=r.get("State", ""),
+                    pool=r.get("Labels", {}).get(LABEL_POOL, ""),
                     sandbox=r.get("Labels", {}).get(LABEL_SANDBOX, ""),
                 )
                 for r in rows
