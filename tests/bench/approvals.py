@@ -12,8 +12,10 @@ the whole answer path and the start of the tool (the shell's start included):
   session's SSE stream, the answer is ``POST /api/agents/{sid}/approvals/{id}``, the API claims
   it in Redis and publishes it on JetStream, the owning worker writes it to the runner.
 
-Also printed: ``event->client``, how long the request event took to reach the client after the
-runner stamped it (``ts``). Target: platform p50 <= 20 ms.
+Also printed: ``->runner applied``, from the client seeing the request to the runner applying
+the answer (the ``approval.resolved`` stamp), which splits the figure into the answer's trip and
+the tool's own start; and ``event->client``, how long the request event took to reach the
+client after the runner stamped it (``ts``). Target: platform p50 <= 20 ms.
 
 Run: ``make bench ARGS=approvals`` (``-h`` for options; ``AGC_AGENT_IMAGE`` picks the image).
 """
@@ -102,6 +104,7 @@ async def bench_runner(model: ModelServer, opts: Options) -> list[dict[str, Any]
     runner = await RunnerProcess(home=tmp / "home", workspace=tmp / "ws").start()
     latency: list[float] = []
     delivery: list[float] = []
+    applied: list[float] = []
     try:
         await runner.ready(model.base_url, base_config(permissions=PERMISSIONS))
         for n in range(opts.rounds + 1):  # the first round warms up
@@ -121,11 +124,19 @@ async def bench_runner(model: ModelServer, opts: Options) -> list[dict[str, Any]
             events = await runner.turn(turn_id, timeout=120)
             if n:
                 for e in events:
-                    if e.type == "tool.completed" and e.data["tool_use_id"] in seen:
+                    if e.data.get("tool_use_id") not in seen:
+                        continue
+                    if e.type == "tool.completed":
                         latency.append(started_at(e.data["output"]) - seen[e.data["tool_use_id"]])
+                    elif e.type == "approval.resolved":
+                        applied.append(e.data["ts"] - seen[e.data["tool_use_id"]])
     finally:
         await runner.close()
-    return [summary("runner: ->tool start", latency), summary("runner: event->client", delivery)]
+    return [
+        summary("runner: ->tool start", latency),
+        summary("runner: ->runner applied", applied),
+        summary("runner: event->client", delivery),
+    ]
 
 
 # ------------------------------------------------------------------------------ the platform
@@ -139,6 +150,7 @@ async def bench_platform(model: ModelServer, opts: Options) -> list[dict[str, An
     }
     latency: list[float] = []
     delivery: list[float] = []
+    applied: list[float] = []
     with running_stack(Path(tempfile.mkdtemp(prefix="agc-bench-appr-")), model.base_url) as s:
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=s.base_url, headers=headers, timeout=120) as http:
@@ -168,6 +180,9 @@ async def bench_platform(model: ModelServer, opts: Options) -> list[dict[str, An
                             )
                             if answered.status_code != 200:
                                 raise RuntimeError(f"answer failed: {answered.text}")
+                        elif ev.event == "approval.resolved" and n:
+                            if ev.data["tool_use_id"] in seen:
+                                applied.append(ev.data["ts"] - seen[ev.data["tool_use_id"]])
                         elif ev.event == "tool.completed" and n:
                             if ev.data["tool_use_id"] in seen:
                                 took = started_at(ev.data["output"]) - seen[ev.data["tool_use_id"]]
@@ -178,6 +193,7 @@ async def bench_platform(model: ModelServer, opts: Options) -> list[dict[str, An
             await http.delete(f"/api/agents/sessions/{sid}")
     return [
         summary("platform: ->tool start", latency),
+        summary("platform: ->runner applied", applied),
         summary("platform: event->client", delivery),
     ]
 
