@@ -134,8 +134,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
         AGC_PLATFORM_IMAGE=f"agcluster-platform:test-{tag}",
         AGC_AGENT_IMAGE=f"agcluster-agent:test-{tag}",
         AGC_CLUSTER=project,
-        # agents on the stack's network reach the scripted model server's container
-        AGC_AGENT_NETWORK=f"{project}_default",
+        # agents have no network: the workers' model gateway reaches the scripted model
+        # server's container on the stack's network
         ANTHROPIC_BASE_URL=f"http://{project}-model:{MODEL_PORT}",
         # the sandboxes' socket directories (a host path the worker shares), the run's own
         AGC_RUN_DIR=str(tmp / "run"),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import yaml
 
 from tests.modelserver.script import StepSpec, text, tool_use
 from tests.modelserver.server import ModelServer
@@ -197,6 +198,46 @@ def test_preset_launches_and_runs_one_turn(stack: Stack, preset: str) -> None:
         turn.check(Run(stack, sid, api_key, tag, events))
     finally:
         stack.delete(sid, api_key)
+
+
+def test_github_call_in_a_session_without_network_fails_clearly(stack: Stack) -> None:
+    """The preset with egress none: the agent's GitHub call is an error result, not a hang."""
+    model: ModelServer = stack.model  # type: ignore[attr-defined]
+    config = yaml.safe_load((REPO / "configs/presets/github-code-review.yaml").read_text())
+    config.update(id="github-offline", egress="none")
+    tag = uuid.uuid4().hex[:8]
+    marker = model.add_script(
+        f"gh-offline-{tag}",
+        [
+            [
+                tool_use(
+                    "mcp__github__get_pull_request",
+                    {"owner": "octo", "repo": "hello", "pull_number": 1},
+                )
+            ],
+            [text("GitHub is unreachable from this session.")],
+        ],
+    )
+    api_key = key()
+    sid = stack.launch(
+        api_key,
+        config=config,
+        config_id=None,
+        mcp_env={"github": {"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_test_not_a_real_token"}},
+    )
+    try:
+        t0 = time.monotonic()
+        events = stack.chat_sse(sid, api_key, f"review PR 1 {marker}")
+        elapsed = time.monotonic() - t0
+    finally:
+        stack.delete(sid, api_key)
+    (call,) = tool_outputs(events)["mcp__github__get_pull_request"]
+    assert call["is_error"] is True and "fetch failed" in call["output"], call
+    assert events[-1].event == "turn.completed" and events[-1].data["is_error"] is False
+    # the model was handed the error as the tool's result and answered
+    followup = model.requests_for(f"gh-offline-{tag}")[1].all_text
+    assert "fetch failed" in followup
+    print(f"in-session offline GitHub call: turn took {elapsed:.1f} s")
 
 
 # -- the GitHub MCP server itself, offline ------------------------------------------------------
