@@ -145,7 +145,6 @@ class Runner:
         init = Init(
             session_id=cmd.session_id, config=cmd.config, env=cmd.env, worker_id=cmd.worker_id
         )
-        log.info("prestart slot=%s config=%s", cmd.session_id, cmd.config.get("id"))
         try:
             session = AgentSession(init, self._settings, self.emit, prestart=True)
         except ConfigError as exc:
@@ -157,6 +156,7 @@ class Runner:
                 )
             )
             return
+        log.info("prestart slot=%s config=%s", cmd.session_id, session.config.id)
         self._session = self._prestarted = session
         session.start()
 
@@ -183,14 +183,6 @@ class Runner:
             )
             return
         self._session_id = init.session_id
-        config_id = init.config.get("id") if isinstance(init.config, dict) else None
-        log.info(
-            "init session=%s config=%s mcp_servers=%d resume=%s",
-            init.session_id,
-            config_id,
-            len(init.config.get("mcp_servers") or {}) if isinstance(init.config, dict) else 0,
-            init.resume,
-        )
         try:
             session = AgentSession(init, self._settings, self.emit)
         except ConfigError as exc:
@@ -198,6 +190,13 @@ class Runner:
                 ErrorEvent(session_id=init.session_id, code=exc.code, message=str(exc), fatal=True)
             )
             return
+        log.info(
+            "init session=%s config=%s mcp_servers=%d resume=%s",
+            init.session_id,
+            session.config.id,
+            len(session.config.mcp_servers),
+            init.resume,
+        )
         self._session = session
         session.start()
 

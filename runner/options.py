@@ -1,8 +1,9 @@
 """Turn an ``init`` command (agent config + secrets) into ``ClaudeAgentOptions``.
 
-The config arrives as a plain dict (the pydantic model lives with the API, not in the agent
-image). Every field the platform defines is passed on; anything malformed raises
-:class:`~runner.errors.ConfigError` with a message naming the field.
+The config arrives as ``AgentConfig.to_wire()`` JSON and is decoded into the same pydantic
+model the API validated it with (:mod:`configs.model`, in the agent image), so every field is
+read typed, in one place. Every field the platform defines is passed on; a malformed config
+raises :class:`~runner.errors.ConfigError` naming each bad field.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any
 
 from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
 from claude_agent_sdk.types import (
@@ -26,17 +27,22 @@ from claude_agent_sdk.types import (
     McpServerConfig,
     McpSSEServerConfig,
     McpStdioServerConfig,
-    PermissionMode,
-    SettingSource,
     SystemPromptPreset,
 )
+from pydantic import ValidationError
 
 from broker.runner_wire import Init
+from configs.model import (
+    AgentConfig,
+    Permissions,
+    SseMcpServer,
+    StdioMcpServer,
+    field_errors,
+)
+from configs.model import SystemPromptPreset as ConfigPromptPreset
 from runner.errors import ConfigError
 from runner.settings import RunnerSettings
 
-_PERMISSION_MODES = frozenset(get_args(PermissionMode))
-_SETTING_SOURCES = frozenset(get_args(SettingSource))
 # What the CLI calls the MCP resource tools (its init message lists these names); the
 # config model may add the shorter names too, which is harmless.
 _MCP_RESOURCE_TOOLS = ("ListMcpResourcesTool", "ReadMcpResourceTool")
@@ -44,7 +50,9 @@ _UNSAFE_PATH_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 _PATH_RULE_AS_EDIT = frozenset({"Write", "NotebookEdit"})
 
 
-def offline_env(init: Init, settings: RunnerSettings) -> dict[str, str]:
+def offline_env(
+    init: Init, settings: RunnerSettings, config: AgentConfig | None = None
+) -> dict[str, str]:
     """Return the CLI's environment: safe defaults, then config ``env``, then ``init.env``.
 
     The defaults make the CLI quiet and self-contained: no non-essential traffic, every
@@ -64,7 +72,7 @@ def offline_env(init: Init, settings: RunnerSettings) -> dict[str, str]:
         "CLAUDE_CODE_ENABLE_TODO_TOOLS": "1",
         "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1",
     }
-    env.update(_str_map(init.config.get("env"), "env"))
+    env.update((config if config is not None else agent_config(init.config)).env)
     env.update(_str_map(init.env, "init.env"))
     if init.api_key:
         env["ANTHROPIC_API_KEY"] = init.api_key
@@ -82,6 +90,21 @@ def prepare_dirs(env: Mapping[str, str]) -> None:
         os.chmod(run, 0o700)
 
 
+def agent_config(data: Mapping[str, Any]) -> AgentConfig:
+    """Decode the wire config (``AgentConfig.to_wire``) into the typed model.
+
+    Raises :class:`ConfigError` naming every bad field (``permission_mode: ...``), with the
+    same field paths and messages the API's 422 gives for the same config.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError("config must be an object")
+    try:
+        return AgentConfig.from_wire(data)
+    except ValidationError as exc:
+        problems = [f"{e['field'] or 'config'}: {e['message']}" for e in field_errors(exc)]
+        raise ConfigError("; ".join(problems)) from exc
+
+
 def build_options(
     init: Init,
     settings: RunnerSettings,
@@ -89,38 +112,32 @@ def build_options(
     resume: str | None,
     stderr: Callable[[str], None],
     can_use_tool: CanUseTool | None = None,
+    config: AgentConfig | None = None,
 ) -> ClaudeAgentOptions:
     """Return the SDK options for this session's config; raise ConfigError when malformed.
 
-    ``can_use_tool`` (the approval gate) is installed only when the config's permissions can
-    ask a person; otherwise the CLI refuses what nothing allows, as a headless agent always did.
+    ``config`` is ``init.config`` already decoded (:func:`agent_config`); given, it is not
+    decoded again. ``can_use_tool`` (the approval gate) is installed only when the config's
+    permissions can ask a person; otherwise the CLI refuses what nothing allows, as a headless
+    agent always did.
     """
-    cfg = init.config
-    if not isinstance(cfg, dict):
-        raise ConfigError("config must be an object")
-    mcp_servers = _mcp_servers(cfg.get("mcp_servers"), init.mcp_env)
-    max_turns = cfg.get("max_turns")
-    if max_turns is not None and (
-        isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1
-    ):
-        raise ConfigError(f"max_turns must be a positive integer or null, not {max_turns!r}")
-    model = cfg.get("model")
-    if model is not None and not isinstance(model, str):
-        raise ConfigError(f"model must be a string or null, not {model!r}")
-    allowed_tools = _allowed_tools(cfg.get("allowed_tools"), mcp_servers)
-    agents = _agents(cfg.get("agents"))
-    rules, asks = permission_rules(cfg.get("permissions"))
+    cfg = config if config is not None else agent_config(init.config)
+    mcp_servers = _mcp_servers(cfg, init.mcp_env)
+    allowed_tools = _allowed_tools(cfg.allowed_tools, mcp_servers)
+    agents = _agents(cfg)
+    rules, asks = permission_rules(cfg.permissions)
     return ClaudeAgentOptions(
-        system_prompt=_system_prompt(cfg.get("system_prompt")),
+        system_prompt=_system_prompt(cfg.system_prompt),
         allowed_tools=allowed_tools,
-        permission_mode=_permission_mode(cfg.get("permission_mode")),
+        permission_mode=cfg.permission_mode,
         hooks=sub_agent_hooks(agents, allowed_tools),
         mcp_servers=mcp_servers,
         agents=agents,
-        max_turns=max_turns,
-        model=model or None,
-        setting_sources=_setting_sources(cfg.get("setting_sources")),
-        env=offline_env(init, settings),
+        max_turns=cfg.max_turns,
+        model=cfg.model or None,
+        # Default [] so host/user settings files never change an agent's behaviour.
+        setting_sources=list(cfg.setting_sources or []),
+        env=offline_env(init, settings, cfg),
         cwd=str(settings.workspace),
         include_partial_messages=True,
         # Sub-agent text and thinking are content blocks too: nothing is dropped.
@@ -133,25 +150,21 @@ def build_options(
     )
 
 
-def permission_rules(value: Any) -> tuple[dict[str, list[str]], bool]:
+def permission_rules(permissions: Permissions) -> tuple[dict[str, list[str]], bool]:
     """The config's ``permissions`` as Claude Code settings rules, and whether a person is asked.
 
     ``Write(path)`` and ``NotebookEdit(path)`` become ``Edit(path)``: CLI 2.1.327 matches file
     paths only in Read and Edit rules, and its Edit rules cover every file-writing tool.
     """
-    if value is None:
-        return {}, False
-    if not isinstance(value, dict):
-        raise ConfigError("permissions must be an object")
     rules: dict[str, list[str]] = {}
-    for kind in ("allow", "ask", "deny"):
-        listed = [_cli_rule(r) for r in _str_list(value.get(kind), f"permissions.{kind}")]
+    for kind, listed in (
+        ("allow", permissions.allow),
+        ("ask", permissions.ask),
+        ("deny", permissions.deny),
+    ):
         if listed:
-            rules[kind] = list(dict.fromkeys(listed))
-    otherwise = value.get("otherwise", "deny")
-    if otherwise not in ("deny", "ask"):
-        raise ConfigError(f"permissions.otherwise must be deny or ask, not {otherwise!r}")
-    return rules, bool(rules.get("ask")) or otherwise == "ask"
+            rules[kind] = list(dict.fromkeys(_cli_rule(r) for r in listed))
+    return rules, bool(rules.get("ask")) or permissions.otherwise == "ask"
 
 
 def _cli_rule(rule: str) -> str:
@@ -193,10 +206,11 @@ def sub_agent_hooks(
     return {"PreToolUse": [HookMatcher(matcher=None, hooks=[approve])]}
 
 
-def _str_map(value: Any, name: str) -> dict[str, str]:
+def _str_map(value: Mapping[str, str] | None, name: str) -> dict[str, str]:
+    # init.env and mcp_env come from the worker, not through the config model: checked here.
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         raise ConfigError(f"{name} must be an object of strings")
     out: dict[str, str] = {}
     for key, item in value.items():
@@ -206,93 +220,35 @@ def _str_map(value: Any, name: str) -> dict[str, str]:
     return out
 
 
-def _str_list(value: Any, name: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{name} must be a list of strings")
-    return list(value)
-
-
-def _system_prompt(value: Any) -> str | SystemPromptPreset:
-    if value is None:
-        # No prompt configured: Claude Code's own (the SDK would otherwise send an empty one).
-        return SystemPromptPreset(type="preset", preset="claude_code")
+def _system_prompt(value: str | ConfigPromptPreset) -> str | SystemPromptPreset:
     if isinstance(value, str):
         return value
-    if isinstance(value, dict) and value.get("type") == "preset":
-        if value.get("preset", "claude_code") != "claude_code":
-            raise ConfigError(f"unknown system_prompt preset {value.get('preset')!r}")
-        preset = SystemPromptPreset(type="preset", preset="claude_code")
-        append = value.get("append")
-        if append is not None and not isinstance(append, str):
-            raise ConfigError("system_prompt.append must be a string")
-        if append:
-            preset["append"] = append
-        return preset
-    raise ConfigError("system_prompt must be a string or {type: 'preset', preset: 'claude_code'}")
-
-
-def _permission_mode(value: Any) -> PermissionMode | None:
-    if value is None:
-        return None
-    if value not in _PERMISSION_MODES:
-        raise ConfigError(
-            f"permission_mode must be one of {sorted(_PERMISSION_MODES)}, not {value!r}"
-        )
-    return cast(PermissionMode, value)
-
-
-def _setting_sources(value: Any) -> list[SettingSource]:
-    # Default [] so host/user settings files never change an agent's behaviour.
-    sources = _str_list(value, "setting_sources")
-    bad = [s for s in sources if s not in _SETTING_SOURCES]
-    if bad:
-        raise ConfigError(f"setting_sources: unknown source(s) {bad}")
-    return [cast(SettingSource, s) for s in sources]
+    preset = SystemPromptPreset(type="preset", preset=value.preset)
+    if value.append:
+        preset["append"] = value.append
+    return preset
 
 
 def _mcp_servers(
-    value: Any, mcp_env: Mapping[str, Mapping[str, str]]
+    cfg: AgentConfig, mcp_env: Mapping[str, Mapping[str, str]]
 ) -> dict[str, McpServerConfig]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError("mcp_servers must be an object")
     out: dict[str, McpServerConfig] = {}
-    for name, spec in value.items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"mcp_servers[{name!r}] must be an object")
-        kind = spec.get("type") or "stdio"
-        if kind == "stdio":
-            command = spec.get("command")
-            if not isinstance(command, str) or not command:
-                raise ConfigError(f"mcp_servers[{name!r}].command must be a non-empty string")
-            env = _str_map(spec.get("env"), f"mcp_servers[{name!r}].env")
+    for name, spec in cfg.mcp_servers.items():
+        if isinstance(spec, StdioMcpServer):
             # Launch-time credentials win over the preset's placeholders.
-            env.update(_str_map(mcp_env.get(name), f"mcp_env[{name!r}]"))
+            env = {**spec.env, **_str_map(mcp_env.get(name), f"mcp_env[{name!r}]")}
             out[name] = McpStdioServerConfig(
-                type="stdio",
-                command=command,
-                args=_str_list(spec.get("args"), f"mcp_servers[{name!r}].args"),
-                env=env,
+                type="stdio", command=spec.command, args=list(spec.args), env=env
             )
-        elif kind in ("sse", "http"):
-            url = spec.get("url")
-            if not isinstance(url, str) or not url:
-                raise ConfigError(f"mcp_servers[{name!r}].url must be a non-empty string")
-            headers = _str_map(spec.get("headers"), f"mcp_servers[{name!r}].headers")
-            if kind == "sse":
-                out[name] = McpSSEServerConfig(type="sse", url=url, headers=headers)
-            else:
-                out[name] = McpHttpServerConfig(type="http", url=url, headers=headers)
+        elif isinstance(spec, SseMcpServer):
+            out[name] = McpSSEServerConfig(type="sse", url=spec.url, headers=dict(spec.headers))
         else:
-            raise ConfigError(f"mcp_servers[{name!r}].type must be stdio, sse or http")
+            out[name] = McpHttpServerConfig(type="http", url=spec.url, headers=dict(spec.headers))
     return out
 
 
-def _allowed_tools(value: Any, mcp_servers: Mapping[str, McpServerConfig]) -> list[str]:
-    tools = _str_list(value, "allowed_tools")
+def _allowed_tools(tools: list[str], mcp_servers: Mapping[str, McpServerConfig]) -> list[str]:
+    tools = list(tools)
     implied: list[str] = []
     if mcp_servers:
         implied.extend(_MCP_RESOURCE_TOOLS)
@@ -304,26 +260,14 @@ def _allowed_tools(value: Any, mcp_servers: Mapping[str, McpServerConfig]) -> li
     return tools
 
 
-def _agents(value: Any) -> dict[str, AgentDefinition] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ConfigError("agents must be an object")
-    out: dict[str, AgentDefinition] = {}
-    for name, spec in value.items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"agents[{name!r}] must be an object")
-        description, prompt = spec.get("description"), spec.get("prompt")
-        if not isinstance(description, str) or not isinstance(prompt, str):
-            raise ConfigError(f"agents[{name!r}] needs string description and prompt")
-        model = spec.get("model")
-        if model is not None and not isinstance(model, str):
-            raise ConfigError(f"agents[{name!r}].model must be a string")
-        tools = spec.get("tools")
-        out[name] = AgentDefinition(
-            description=description,
-            prompt=prompt,
-            tools=None if tools is None else _str_list(tools, f"agents[{name!r}].tools"),
-            model=model or None,
+def _agents(cfg: AgentConfig) -> dict[str, AgentDefinition] | None:
+    out = {
+        name: AgentDefinition(
+            description=spec.description,
+            prompt=spec.prompt,
+            tools=None if spec.tools is None else list(spec.tools),
+            model=spec.model,
         )
+        for name, spec in cfg.agents.items()
+    }
     return out or None

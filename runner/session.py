@@ -45,10 +45,11 @@ from broker.events import (
     UserMessage as UserMessageEvent,
 )
 from broker.runner_wire import ApprovalAnswer, ChatIn, Init
+from configs.model import AgentConfig
 from runner.approvals import ApprovalGate, tap_requests
 from runner.errors import ConnectError, classify, describe
 from runner.frames import Frame, frames
-from runner.options import build_options, prepare_dirs
+from runner.options import agent_config, build_options, prepare_dirs
 from runner.sandbox import SandboxLink, confine, private_scratch, remote_mcp_names
 from runner.settings import RunnerSettings
 from runner.stderr_tail import StderrTail
@@ -87,13 +88,14 @@ class AgentSession:
         self._emit = emit
         self._stderr = StderrTail(settings.stderr_lines)
         self._translator = Translator(self.session_id)
-        # Built once here so a bad config fails the init command, not the first chat.
-        build_options(init, settings, resume=None, stderr=self._stderr)
+        # Decoded and built once here so a bad config fails the init command, not a chat.
+        self._config = agent_config(init.config)
+        build_options(init, settings, resume=None, stderr=self._stderr, config=self._config)
         self._approvals = ApprovalGate(
             self.session_id,
             emit,
             timeout=init.approval_timeout,
-            ask_unlisted=(init.config.get("permissions") or {}).get("otherwise") == "ask",
+            ask_unlisted=self._config.permissions.otherwise == "ask",
             current_turn=lambda: self._current.ctx.turn_id if self._current else None,
         )
         # Chats not started yet, each already a turn so an interrupt can reach it.
@@ -125,6 +127,11 @@ class AgentSession:
     @property
     def connected(self) -> bool:
         return self._client is not None
+
+    @property
+    def config(self) -> AgentConfig:
+        """The session's agent config, decoded from ``init.config``."""
+        return self._config
 
     @property
     def sdk_session_id(self) -> str | None:
@@ -335,7 +342,7 @@ class AgentSession:
             SessionReady(
                 session_id=self.session_id,
                 worker_id=self._init.worker_id,
-                config_id=str(self._init.config.get("id") or ""),
+                config_id=self._config.id,
                 model=model,
                 tools=list(self._tools),
                 resumed=resumed,
@@ -364,6 +371,7 @@ class AgentSession:
                 resume=resume,
                 stderr=self._stderr,
                 can_use_tool=self._approvals.can_use_tool,
+                config=self._config,
             )
             options = await self._confine(options)
             client = ClaudeSDKClient(options)
@@ -383,18 +391,18 @@ class AgentSession:
         return client
 
     async def _resolve_model(self, client: ClaudeSDKClient) -> str | None:
-        configured = self._init.config.get("model") or None
+        configured = self._config.model or None
         try:
             info = await client.get_server_info()
         except Exception:
-            return configured if isinstance(configured, str) else None
+            return configured
         wanted = configured or "default"
         for entry in (info or {}).get("models") or []:
             if isinstance(entry, dict) and entry.get("value") == wanted:
                 resolved = entry.get("resolvedModel")
                 if isinstance(resolved, str):
                     return resolved
-        return configured if isinstance(configured, str) else None
+        return configured
 
     def _stopping(self) -> bool:
         # A call, not the attribute: finish() flips it while _main awaits a chat.

@@ -33,7 +33,8 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def base_config(**overrides: Any) -> dict[str, Any]:
-    """Return an agent config dict shaped like the platform's, with ``overrides`` applied."""
+    """Return an agent config as the platform sends it (``AgentConfig.to_wire``), with
+    ``overrides`` applied; an override of ``None`` leaves the field out (its default)."""
     config: dict[str, Any] = {
         "id": "runner-test",
         "name": "Runner test agent",
@@ -44,14 +45,11 @@ def base_config(**overrides: Any) -> dict[str, Any]:
         "permission_mode": "acceptEdits",
         "mcp_servers": {},
         "agents": {},
-        "resource_limits": {"memory": "1g"},
-        "max_turns": None,
-        "model": None,
+        "resource_limits": {"memory_limit": "1g"},
         "env": {},
-        "setting_sources": None,
     }
     config.update(overrides)
-    return config
+    return {k: v for k, v in config.items() if v is not None}
 
 
 @dataclass

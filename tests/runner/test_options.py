@@ -125,11 +125,13 @@ def test_defaults_isolate_the_cli(tmp_path: Path) -> None:
 
 
 def test_init_env_overrides_defaults_and_api_key_comes_last(tmp_path: Path) -> None:
-    config = base_config(env={"ANTHROPIC_API_KEY": "from-config"})
+    # (a config cannot set ANTHROPIC_API_KEY at all: the model refuses it)
+    config = base_config(env={"CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "from-config"})
     env = offline_env(
         init(
             config,
             env={
+                "ANTHROPIC_API_KEY": "from-init-env",
                 "ANTHROPIC_BASE_URL": "http://127.0.0.1:1",
                 "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "0",
             },
@@ -159,7 +161,8 @@ def test_prepare_dirs_creates_a_private_runtime_dir(tmp_path: Path) -> None:
         ({"mcp_servers": {"x": {"type": "stdio"}}}, "command"),
         ({"mcp_servers": {"x": {"type": "ws", "url": "u"}}}, "type"),
         ({"mcp_servers": {"x": {"type": "http"}}}, "url"),
-        ({"agents": {"a": {"description": "d"}}}, "agents['a']"),
+        ({"agents": {"a": {"description": "d"}}}, "agents.a.prompt"),
+        ({"resource_limits": {"memory": "1g"}}, "resource_limits.memory"),
         ({"max_turns": 0}, "max_turns"),
         ({"max_turns": True}, "max_turns"),
         ({"setting_sources": ["everything"]}, "setting_sources"),

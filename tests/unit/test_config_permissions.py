@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from broker.runner_wire import Init
-from configs.model import AgentConfig, field_errors
+from configs.model import AgentConfig, Permissions, field_errors
 from runner.errors import ConfigError
 from runner.options import build_options, permission_rules
 from runner.settings import RunnerSettings
@@ -71,21 +71,23 @@ def test_errors_name_the_rule(permissions: dict[str, Any], field: str, words: li
 
 def test_the_runner_passes_rules_to_claude_code_as_its_settings() -> None:
     rules, asks = permission_rules(
-        {"ask": ["Write(//w/secrets/**)", "Bash(git push:*)"], "deny": ["NotebookEdit(x/**)"]}
+        Permissions(ask=["Write(//w/secrets/**)", "Bash(git push:*)"], deny=["NotebookEdit(x/**)"])
     )
     # Claude Code matches file paths only in Read/Edit rules; Edit covers every writing tool
     assert rules == {"ask": ["Edit(//w/secrets/**)", "Bash(git push:*)"], "deny": ["Edit(x/**)"]}
     assert asks is True
-    assert permission_rules({"deny": ["Bash"]}) == ({"deny": ["Bash"]}, False)
-    assert permission_rules({"otherwise": "ask"}) == ({}, True)
-    with pytest.raises(ConfigError, match="otherwise"):
-        permission_rules({"otherwise": "later"})
+    assert permission_rules(Permissions(deny=["Bash"])) == ({"deny": ["Bash"]}, False)
+    assert permission_rules(Permissions(otherwise="ask")) == ({}, True)
+    # a bad block reaching the runner is refused there too, naming the field
+    bad = Init(session_id="s", config={"id": "p", "name": "p", "permissions": {"otherwise": "x"}})
+    with pytest.raises(ConfigError, match=r"permissions\.otherwise"):
+        build_options(bad, RunnerSettings(), resume=None, stderr=print)
 
     async def gate(*_: Any) -> Any:
         raise AssertionError
 
     def options(perms: dict[str, Any] | None) -> Any:
-        cfg = config(**(perms or {})).to_wire() if perms is not None else {"id": "p"}
+        cfg = config(**(perms or {})).to_wire() if perms is not None else {"id": "p", "name": "p"}
         init = Init(session_id="s", config=cfg, api_key="k")
         return build_options(init, RunnerSettings(), resume=None, stderr=print, can_use_tool=gate)
 
