@@ -298,10 +298,12 @@ TURN_END_TYPES = frozenset({"turn.completed"})
 
 
 class EventHead(msgspec.Struct):
-    """Just enough of an event to route it (type and turn) without decoding all of it."""
+    """Just enough of an event to route it (type, turn, and the session it claims to be of)
+    without decoding all of it."""
 
     type: str
     turn_id: str | None = None
+    session_id: str = ""
 
 
 _encoder = msgspec.json.Encoder()
@@ -310,7 +312,8 @@ _head_decoder = msgspec.json.Decoder(EventHead)
 
 
 def peek_event(data: bytes | str) -> EventHead:
-    """Decode only an event's ``type`` and ``turn_id`` (the hot paths route on these)."""
+    """Decode only an event's head: ``type``, ``turn_id``, ``session_id`` (hot paths route on
+    these; everything else is read from :func:`decode_event`'s typed event)."""
     return _head_decoder.decode(data)
 
 

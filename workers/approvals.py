@@ -8,36 +8,16 @@ between publishing an event and recording it leaves nothing stale and loses noth
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
 from broker.approvals import ApprovalStore
+from broker.events import (
+    AnyEvent,
+    ApprovalRequested,
+    ApprovalResolved,
+    SessionReady,
+    SystemNotice,
+    UnknownEvent,
+)
 from broker.state import SessionStore
-
-
-class _Request(msgspec.Struct):
-    request_id: str
-
-
-class _Resolved(msgspec.Struct):
-    request_id: str
-    cause: str = ""
-    decision: str = ""
-    by: str = ""
-
-
-class _Attached(msgspec.Struct):
-    class _Data(msgspec.Struct):
-        pending_approvals: list[dict[str, Any]] | None = None
-
-    subtype: str
-    data: _Data = msgspec.field(default_factory=_Data)
-
-
-_request = msgspec.json.Decoder(_Request)
-_resolved = msgspec.json.Decoder(_Resolved)
-_attached = msgspec.json.Decoder(_Attached)
 
 
 class ApprovalTracker:
@@ -48,26 +28,24 @@ class ApprovalTracker:
         self.session_id = session_id
         self.waiting: set[str] = set()
 
-    async def observe(self, kind: str, data: bytes) -> None:
-        """Record one relayed event: :attr:`waiting` at once, then Redis (which may fail)."""
-        match kind:
-            case "approval.requested":
-                rid = _request.decode(data).request_id
-                self.waiting.add(rid)
-                await self.store.requested(self.session_id, rid, data)
-            case "approval.resolved":
-                done = _resolved.decode(data)
-                self.waiting.discard(done.request_id)
-                how = f"{done.cause}:{done.decision} {done.by}".strip()
-                await self.store.resolved(self.session_id, done.request_id, how)
-            case "session.ready":
+    async def observe(self, event: AnyEvent | UnknownEvent, data: bytes) -> None:
+        """Record one relayed event (``data`` is its JSON, stored as the request's record):
+        :attr:`waiting` at once, then Redis (which may fail)."""
+        match event:
+            case ApprovalRequested():
+                self.waiting.add(event.request_id)
+                await self.store.requested(self.session_id, event.request_id, data)
+            case ApprovalResolved():
+                self.waiting.discard(event.request_id)
+                how = f"{event.cause}:{event.decision} {event.by}".strip()
+                await self.store.resolved(self.session_id, event.request_id, how)
+            case SessionReady():
                 # A (re)started runner: whatever its predecessor waited on died with its CLI.
                 self.waiting = set()
                 await self.store.replace(self.session_id, [])
-            case "system":
-                notice = _attached.decode(data)
-                pending = notice.data.pending_approvals
-                if notice.subtype != "runner.attached" or pending is None:
+            case SystemNotice():
+                pending = event.data.get("pending_approvals")
+                if event.subtype != "runner.attached" or not isinstance(pending, list):
                     return
                 self.waiting = {str(p["request_id"]) for p in pending}
                 await self.store.replace(self.session_id, pending)

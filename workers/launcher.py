@@ -20,7 +20,7 @@ from configs.model import parse_size
 from workers.binding import bind_sandbox, fail_session, init_message, keep_in_progress, unseal
 from workers.channel import RunnerChannel
 from workers.errors import LaunchFailed, ProviderError, RunnerGone
-from workers.providers.base import ContainerSpec
+from workers.providers.base import ContainerSpec, config_limits
 from workers.pull import DurablePull
 from workers.registry import Registry
 from workers.session import SessionHandle
@@ -137,17 +137,17 @@ class Launcher:
                 "the launch's sealed credentials do not open with this worker's AGC_SECRET_KEY",
                 code="secret_mismatch",
             ) from exc
-        limits = cmd.config.get("resource_limits") or {}
+        limits = config_limits(cmd.config)
         spec = ContainerSpec(
             session_id=sid,
             worker_id=reg.worker_id,
             cluster=self.settings.cluster,
             image=self.settings.agent_image,
-            cpu_quota=int(limits.get("cpu_quota", 100_000)),
-            memory=str(limits.get("memory_limit", "2g")),
-            pids_limit=int(limits.get("pids_limit", 256)),
+            cpu_quota=limits.cpu_quota,
+            memory=limits.memory_limit,
+            pids_limit=limits.pids_limit,
             tmp_size=self.settings.tmp_size,
-            storage_bytes=parse_size(str(limits.get("storage_limit", "5g"))),
+            storage_bytes=limits.storage_bytes,
             home_bytes=parse_size(self.settings.home_size),
         )
         t0 = time.perf_counter()

@@ -33,7 +33,7 @@ from broker.runner_wire import Prestart
 from configs.store import load_presets
 from workers.channel import RunnerChannel
 from workers.errors import ProviderError, RunnerGone, SlotFailed
-from workers.providers.base import ContainerSpec
+from workers.providers.base import ContainerSpec, config_limits
 from workers.sandbox.service import runner_config
 
 if TYPE_CHECKING:
@@ -165,15 +165,15 @@ class WarmPool:
         try:
             image_id = await provider.image_id(settings.agent_image)
             await self.store.note(host.worker_id, sid)
-            limits = target.config.get("resource_limits") or {}
+            limits = config_limits(target.config)
             spec = ContainerSpec(
                 session_id=sid,
                 worker_id=host.worker_id,
                 cluster=settings.cluster,
                 image=settings.agent_image,
-                cpu_quota=int(limits.get("cpu_quota", 100_000)),
-                memory=str(limits.get("memory_limit", "2g")),
-                pids_limit=int(limits.get("pids_limit", 256)),
+                cpu_quota=limits.cpu_quota,
+                memory=limits.memory_limit,
+                pids_limit=limits.pids_limit,
                 tmp_size=settings.tmp_size,
                 pool=target.key,
                 sandbox=sandbox,

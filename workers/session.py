@@ -16,10 +16,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from broker import subjects
 from broker.commands import Approve, Chat, Interrupt, Stop, decode_command
 from broker.events import (
+    AnyEvent,
+    ApprovalRequested,
+    ApprovalResolved,
     ErrorEvent,
     Event,
-    EventHead,
+    SessionReady,
     SessionStatus,
+    SessionStopped,
+    SystemNotice,
+    TurnCompleted,
+    TurnStarted,
+    UnknownEvent,
+    decode_event,
     encode_event,
     peek_event,
 )
@@ -35,27 +44,8 @@ from workers.rpc import RpcRouter
 log = structlog.get_logger("agc.session")
 
 
-class _Completed(msgspec.Struct):
-    # Only what the runner may tell: usage and cost come from the gateway (see _stamp).
-    sdk_session_id: str | None = None
-
-
-class _Origin(msgspec.Struct):
-    session_id: str = ""
-
-
-class _Error(msgspec.Struct):
-    code: str = ""
-    message: str = ""
-    detail: str = ""
-    fatal: bool = False
-
-
 _HIGH_RATE = frozenset({"text.delta", "thinking.delta"})
 _MAX_UNACKED = 512
-_completed = msgspec.json.Decoder(_Completed)
-_error = msgspec.json.Decoder(_Error)
-_origin = msgspec.json.Decoder(_Origin)
 # Room for the subject and headers beside an event in one NATS message.
 _HEADROOM = 4096
 
@@ -264,31 +254,38 @@ class SessionHandle:
         data = bytes(env.event)
         try:
             peek = peek_event(data)
-            origin = _origin.decode(data).session_id
         except (msgspec.DecodeError, msgspec.ValidationError):
             self._reject(env, "an event that is not valid JSON")
             return
-        if origin not in ("", self.session_id):
+        if peek.session_id not in ("", self.session_id):
             # Never published under this session's subject (nor any other).
-            self._reject(env, f"an event of another session ({origin[:60]!r})")
+            self._reject(env, f"an event of another session ({peek.session_id[:60]!r})")
             return
-        if peek.type == "turn.completed":
+        msg_id = f"{self.session_id}:{env.boot_id}:{env.seq}"
+        if peek.type in _HIGH_RATE:
+            # The hot path routes on the head alone; nothing here reads a delta's fields.
+            self.owner.metrics.events.inc()
+            await self._publish_pipelined(data, msg_id)
+            self.last_seq = env.seq
+            return
+        try:
+            event = decode_event(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            # A known type with the wrong fields: nothing downstream could read it either.
+            self._reject(env, f"a malformed {peek.type[:60]!r} event")
+            return
+        if isinstance(event, TurnCompleted):
             data = self._stamp(data)
-        if peek.type == "session.stopped" and self.stopping:
+        if isinstance(event, SessionStopped) and self.stopping:
             # The worker publishes the definitive one once the container is gone.
             self.last_seq = env.seq
             self.stopped.set()
             return
-        msg_id = f"{self.session_id}:{env.boot_id}:{env.seq}"
         self.owner.metrics.events.inc()
-        if peek.type in _HIGH_RATE:
-            await self._publish_pipelined(data, msg_id)
-            self.last_seq = env.seq
-            return
-        if peek.type == "approval.requested":
+        if isinstance(event, ApprovalRequested):
             # Recorded before anyone can see it, so an answer sent the moment it arrives
             # finds it pending.
-            await self._track_approvals(peek.type, data)
+            await self._track_approvals(event, data)
         # Everything published before this event is stored before it is: its position in
         # the stream (and so its SSE id) can never precede an earlier delta's.
         await self._settle()
@@ -297,7 +294,7 @@ class SessionHandle:
         # Only here, not per delta: after a worker restart a delta's replay is dropped by
         # JetStream's duplicate window (the Nats-Msg-Id is stable), not by this mark.
         await self._best_effort(self.owner.store.advance_seq(self.session_id, env.boot_id, env.seq))
-        await self._observe(peek, data)
+        await self._observe(event, data)
 
     def _stamp(self, data: bytes) -> bytes:
         """Put the turn's usage and cost as the gateway counted them into its turn.completed.
@@ -335,40 +332,42 @@ class SessionHandle:
         )
         self.owner.spawn(self.publish_event(error))
 
-    async def _observe(self, peek: EventHead, data: bytes) -> None:
+    async def _observe(self, event: AnyEvent | UnknownEvent, data: bytes) -> None:
         """Track status and usage from the events that matter for them."""
-        match peek.type:
-            case "session.ready":
+        match event:
+            case SessionReady():
                 if not self.ready.done():
                     self.ready.set_result(None)
-                await self._best_effort(self.approvals.observe(peek.type, data))
-            case "turn.started":
-                if peek.turn_id:
-                    self._busy_turns.add(peek.turn_id)
+                await self._best_effort(self.approvals.observe(event, data))
+            case TurnStarted():
+                if event.turn_id:
+                    self._busy_turns.add(event.turn_id)
                 await self.set_status("busy")
-            case "turn.completed":
-                done = _completed.decode(data)
-                self._busy_turns.discard(peek.turn_id or "")
-                # Usage and cost were recorded by the gateway as the model reported them.
+            case TurnCompleted():
+                self._busy_turns.discard(event.turn_id)
+                # Usage and cost were recorded by the gateway as the model reported them; only
+                # the SDK's session id is the runner's to tell.
                 await self._best_effort(self.owner.store.count_turn(self.session_id))
-                if done.sdk_session_id:
+                if event.sdk_session_id:
                     await self._best_effort(
-                        self.owner.store.update(self.session_id, sdk_session_id=done.sdk_session_id)
+                        self.owner.store.update(
+                            self.session_id, sdk_session_id=event.sdk_session_id
+                        )
                     )
                 if not self._busy_turns and not self.stopping:
                     await self.set_status("idle")
-            case "error":
-                err = _error.decode(data)
-                if err.fatal and not self.ready.done():
-                    self.ready.set_exception(RunnerGone(f"{err.message}\n{err.detail}".strip()))
-            case "session.stopped":
+            case ErrorEvent():
+                if event.fatal and not self.ready.done():
+                    reason = f"{event.message}\n{event.detail}".strip()
+                    self.ready.set_exception(RunnerGone(reason))
+            case SessionStopped():
                 self.stopped.set()
-            case "approval.resolved" | "system":
-                await self._track_approvals(peek.type, data)
+            case ApprovalResolved() | SystemNotice():
+                await self._track_approvals(event, data)
 
-    async def _track_approvals(self, kind: str, data: bytes) -> None:
+    async def _track_approvals(self, event: AnyEvent | UnknownEvent, data: bytes) -> None:
         was_waiting = bool(self.approvals.waiting)
-        await self._best_effort(self.approvals.observe(kind, data))
+        await self._best_effort(self.approvals.observe(event, data))
         if was_waiting != bool(self.approvals.waiting) and not self.stopping:
             # A resolved request's turn goes on: its tool is about to run.
             await self.set_status("waiting" if self.approvals.waiting else "busy")

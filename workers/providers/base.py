@@ -16,6 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
+from configs.model import AgentConfig, ResourceLimits, field_errors
+from workers.errors import LaunchFailed
+
 # The image's unprivileged user, owner of the workspace files the worker writes.
 AGENT_UID = "1000:1000"
 WORKSPACE = "/workspace"
@@ -51,6 +56,21 @@ class ContainerSpec:
     # each is a fixed-size filesystem; 0 (or no storage) is an engine volume, uncapped.
     storage_bytes: int = 0
     home_bytes: int = 0
+
+
+def config_limits(config: Mapping[str, Any]) -> ResourceLimits:
+    """The container limits of a wire config (``AgentConfig.to_wire``), decoded typed.
+
+    Raises :class:`~workers.errors.LaunchFailed` (``bad_config``) naming the fields when the
+    config does not decode: the API validated it, so that is a version skew, not user input.
+    """
+    try:
+        return AgentConfig.from_wire(config).resource_limits
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['field'] or 'config'}: {e['message']}" for e in field_errors(exc))
+        raise LaunchFailed(
+            f"the agent config does not decode: {problems}", code="bad_config"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
