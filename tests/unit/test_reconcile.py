@@ -24,7 +24,7 @@ from agcluster.procs import Service
 from broker import subjects
 from broker.commands import Chat, Launch, Stop, encode_command
 from broker.events import decode_event, event_type
-from broker.runner_wire import Attach, Init
+from broker.runner_wire import Attach, Envelope, Init, encode_line
 from broker.sealing import Sealer
 from broker.state import SessionRecord, SessionStore
 from tests.support.memory_provider import MemoryProvider
@@ -399,3 +399,33 @@ async def test_a_stop_command_removes_the_container_and_ends_the_stream(env: Env
     assert env.provider.by_session(sid) is None
     assert sid in env.provider.removed
     assert event_type(decode_event(msgspec.json.encode(stopped[0]))) == "session.stopped"
+
+
+async def test_a_malformed_known_event_is_rejected_and_the_relay_goes_on(env: Env) -> None:
+    # A turn.completed whose sdk_session_id is a number: nothing downstream could read it. It
+    # is not published (an error says so) and the session keeps relaying; the worker's typed
+    # decode once let it end the relay instead.
+    w = await env.worker("w-a")
+    sid = await env.launch(w)
+    c = env.provider.by_session(sid)
+    assert c is not None and c.runner is not None
+    runner = c.runner
+    bad = msgspec.json.encode(
+        {"type": "turn.completed", "session_id": sid, "turn_id": "t-bad", "sdk_session_id": 5}
+    )
+    runner.emitter._seq += 1  # the fake runner writes one line by hand, in sequence
+    runner.sink.write(
+        encode_line(
+            Envelope(
+                seq=runner.emitter._seq, event=msgspec.Raw(bad), boot_id=runner.emitter.boot_id
+            )
+        )
+    )
+    await until(
+        lambda: any(
+            e["type"] == "error" and e.get("code") == "rejected_event" for e in env.events[sid]
+        )
+    )
+    assert not any(e.get("turn_id") == "t-bad" for e in env.events[sid])
+    await env.chat(sid, "still there?")
+    assert runner.chats == ["still there?"]
