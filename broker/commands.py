@@ -29,7 +29,9 @@ class Launch(Command, tag="launch"):
 
     agent_id: str
     config_id: str
-    # The fully resolved agent configuration (``configs.model.AgentConfig`` as JSON data).
+    # The fully resolved agent configuration: ``configs.model.AgentConfig.to_wire()``, read
+    # back with ``AgentConfig.from_wire`` (worker: limits; runner: everything). JSON here, so
+    # the bus contract needs msgspec alone and a session's stored config stays readable.
     config: dict[str, Any]
     sealed_api_key: str
     sealed_mcp_env: str | None = None

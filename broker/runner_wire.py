@@ -29,6 +29,7 @@ class Init(RunnerCommand, tag="init"):
     """
 
     session_id: str
+    # ``AgentConfig.to_wire()``; the runner decodes it with ``AgentConfig.from_wire``.
     config: dict[str, Any]
     # The model key, for a runner outside a sandbox (host tests); "" behind a gateway.
     api_key: str = ""
