@@ -29,7 +29,10 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str, every: float 
 
 
 async def until(
-    cond: Callable[[], Any | Awaitable[Any]], timeout: float, what: str, every: float = 0.02
+    cond: Callable[[], Any | Awaitable[Any]],
+    timeout: float = 10.0,
+    what: str = "the condition",
+    every: float = 0.02,
 ) -> Any:
     """The asyncio form of :func:`wait_until` (``cond`` may be a coroutine function)."""
     deadline = time.monotonic() + timeout

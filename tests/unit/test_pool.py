@@ -17,14 +17,12 @@ import pytest
 from broker.commands import Launch
 from broker.pool import PoolStore, SlotRecord, pool_key
 from configs.store import load_presets
-from tests.unit import test_reconcile
-from tests.unit.test_reconcile import Env, until
+from tests.support.wait import until
+from tests.support.worker_env import Env
 from workers.pool import WarmPool
 from workers.worker import Worker
 
 PRESET = "code-assistant"
-# The reconcile tests' fixture: workers on one in-memory provider, real NATS and Redis.
-env = test_reconcile.env
 
 
 def wire() -> dict[str, Any]:

@@ -8,178 +8,18 @@ runners speaking the real stdio protocol. Reconcile is called by hand on assembl
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
-import pytest
-from nats.aio.client import Client as NATS
 
-from agcluster.procs import Service
 from broker import subjects
-from broker.commands import Chat, Launch, Stop, encode_command
+from broker.commands import Stop, encode_command
 from broker.events import decode_event, event_type
 from broker.runner_wire import Attach, Envelope, Init, encode_line
-from broker.sealing import Sealer
-from broker.state import SessionRecord, SessionStore
 from tests.support.memory_provider import MemoryProvider
-from workers.settings import WorkerSettings
-from workers.worker import Worker
-
-CONFIG: dict[str, Any] = {"id": "fake", "name": "Fake", "resource_limits": {"pids_limit": 64}}
-
-
-async def until(cond: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0) -> None:
-    """Wait for a condition, polling; fail with a clear message on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if not isinstance(value, bool):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-@dataclass
-class Env:
-    nats: Service
-    redis: Service
-    secret: str
-    nc: NATS
-    store: SessionStore
-    provider: MemoryProvider = field(default_factory=MemoryProvider)
-    cluster: str = field(default_factory=lambda: f"t-{uuid.uuid4().hex[:8]}")
-    workers: list[Worker] = field(default_factory=list)
-    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    _followers: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def settings(self, worker_id: str, **extra: Any) -> WorkerSettings:
-        return WorkerSettings(
-            nats_url=self.nats.url,
-            redis_url=self.redis.url,
-            secret_key=self.secret,
-            worker_id=worker_id,
-            cluster=self.cluster,
-            heartbeat_interval=0.1,
-            heartbeat_ttl=0.6,
-            runner_ready_timeout=10.0,
-            **extra,
-        )
-
-    async def worker(self, worker_id: str, *, loops: bool = False, **extra: Any) -> Worker:
-        """A worker on the shared in-memory provider: assembled only, or fully started."""
-        w = Worker(self.settings(worker_id, **extra), provider=self.provider)
-        self.workers.append(w)
-        if loops:
-            await w.start()
-        else:
-            await w.assemble()
-            await w.upkeep.heartbeat_once()
-        return w
-
-    async def crash(self, w: Worker) -> None:
-        """The worker process dies: no drain, no goodbye; its liveness key just lapses."""
-        self.workers.remove(w)
-        w.registry.running = False
-        await w.registry.cancel_background()
-        for h in list(w.registry.sessions.values()):
-            h.stopping = True
-            await h.detach()
-        await w.registry.nc.close()
-        await w._redis.aclose()
-        # Its sockets die with the process (a later worker serves the directories again).
-        await w.registry.sandbox.aclose()
-
-    async def shutdown(self, w: Worker) -> None:
-        """A clean SIGTERM: the worker detaches and leaves its containers running."""
-        self.workers.remove(w)
-        await w.shutdown()
-
-    async def record(self, sid: str | None = None, **fields: Any) -> str:
-        """A session record as the API writes it before publishing the launch."""
-        sid = sid or f"conv-{uuid.uuid4().hex}"
-        sealer = Sealer(self.secret)
-        await self.store.create(
-            SessionRecord(
-                session_id=sid,
-                agent_id="agent-x",
-                config_id="fake",
-                key_hash=sealer.key_hash("sk-test"),
-                sealed_api_key=sealer.seal("sk-test", context=sid),
-                **fields,
-            )
-        )
-        await self.store.save_config(sid, msgspec.json.encode(CONFIG))
-        sub = await self.nc.subscribe(subjects.events(sid))
-        self.events[sid] = []
-
-        async def collect() -> None:
-            async for msg in sub.messages:
-                self.events[sid].append(msgspec.json.decode(msg.data))
-
-        self._followers.append(asyncio.create_task(collect()))
-        return sid
-
-    async def launch(self, w: Worker) -> str:
-        sid = await self.record()
-        rec = await self.store.get(sid)
-        assert rec is not None
-        await w.launcher.launch(
-            Launch(
-                session_id=sid,
-                agent_id=rec.agent_id,
-                config_id="fake",
-                config=CONFIG,
-                sealed_api_key=rec.sealed_api_key,
-            )
-        )
-        return sid
-
-    def types(self, sid: str) -> list[str]:
-        return [e["type"] for e in self.events[sid]]
-
-    async def chat(self, sid: str, text: str) -> str:
-        turn = uuid.uuid4().hex
-        await self.nc.jetstream().publish(
-            subjects.session_cmd(sid, "chat"),
-            encode_command(Chat(session_id=sid, turn_id=turn, message=text)),
-        )
-        await until(
-            lambda: any(
-                e["type"] == "turn.completed" and e.get("turn_id") == turn for e in self.events[sid]
-            )
-        )
-        return turn
-
-    async def status(self, sid: str) -> str:
-        rec = await self.store.get(sid)
-        assert rec is not None
-        return rec.status
-
-
-@pytest.fixture
-async def env(
-    nats_server: Service, redis_server: Service, secret_key: str, nc: NATS, redis: Any
-) -> AsyncIterator[Env]:
-    e = Env(nats_server, redis_server, secret_key, nc, SessionStore(redis))
-    try:
-        yield e
-    finally:
-        for w in list(e.workers):
-            with contextlib.suppress(Exception):
-                await w.shutdown()
-        e.provider.close()
-        for t in e._followers:
-            t.cancel()
-        await asyncio.gather(*e._followers, return_exceptions=True)
+from tests.support.wait import until
+from tests.support.worker_env import Env
 
 
 def runner_inits(provider: MemoryProvider, sid: str) -> list[Init]:
@@ -230,13 +70,13 @@ async def test_a_dead_workers_session_is_adopted_and_a_live_owners_left_alone(en
     # A is alive: B leaves its session alone.
     await b.reconciler.reconcile()
     assert sid not in b.registry.sessions
-    assert (await env.store.get(sid)).owner == "w-a"  # type: ignore[union-attr]
+    assert await env.owner(sid) == "w-a"
 
     await env.crash(a)
-    await until(lambda: _dead(env, "w-a"))
+    await until(lambda: env.dead("w-a"))
     await b.reconciler.reconcile()
     assert sid in b.registry.sessions
-    assert (await env.store.get(sid)).owner == "w-b"  # type: ignore[union-attr]
+    assert await env.owner(sid) == "w-b"
     c = env.provider.by_session(sid)
     assert c is not None and c.runners_started == 1  # re-attached, not restarted
 
@@ -246,16 +86,14 @@ async def test_a_dead_workers_session_is_adopted_and_a_live_owners_left_alone(en
     assert [e["type"] for e in env.events[sid]].count("session.ready") == 1
 
 
-async def _dead(env: Env, worker_id: str) -> bool:
-    return not await env.store.is_alive(worker_id)
-
-
 async def test_a_restarted_worker_reattaches_its_own_sessions(env: Env) -> None:
     a = await env.worker("w-a")
     sid = await env.launch(a)
     await env.chat(sid, "one")
     await env.shutdown(a)
-    last_seq = (await env.store.get(sid)).last_seq  # type: ignore[union-attr]
+    rec = await env.store.get(sid)
+    assert rec is not None
+    last_seq = rec.last_seq
     assert last_seq > 0
 
     a2 = await env.worker("w-a")
@@ -300,7 +138,7 @@ async def test_a_launch_in_flight_is_never_adopted(env: Env) -> None:
         assert c.container_id in env.provider.containers
         assert sid not in w.registry.sessions
         assert await env.status(sid) == "starting"
-    assert (await env.store.get(sid_starting)).owner == "w-dead"  # type: ignore[union-attr]
+    assert await env.owner(sid_starting) == "w-dead"
 
 
 async def test_a_dead_owners_stop_is_finished(env: Env) -> None:
