@@ -1,7 +1,7 @@
 // /: the API key, the configurations as cards, and launching one.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
-import { ApiKeyField } from "../components/ApiKeyField";
+import { ApiKeyField } from "../components/SecretField";
 import { HealthBanner } from "../components/HealthBanner";
 import { Icon } from "../components/Icon";
 import { ErrorBanner } from "../components/ui";

@@ -1,7 +1,7 @@
 // /sessions: the key's sessions (polled every 3 s), newest first; ended ones on request.
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
-import { ApiKeyField } from "../components/ApiKeyField";
+import { ApiKeyField } from "../components/SecretField";
 import { HealthBanner } from "../components/HealthBanner";
 import { Icon, Spinner } from "../components/Icon";
 import { Empty, ErrorBanner, useTick } from "../components/ui";

@@ -1,9 +1,8 @@
 import { Code } from "../../components/Code";
 import { Icon, Spinner } from "../../components/Icon";
 import { ErrorBanner, toast } from "../../components/ui";
-import { ApiKeyField } from "../../components/ApiKeyField";
+import { ApiKeyField, OperatorTokenField } from "../../components/SecretField";
 import { HealthBanner } from "../../components/HealthBanner";
-import { OperatorTokenField } from "../../components/OperatorTokenField";
 import type { HumanError } from "../../errors";
 import type { Validation } from "./logic";
 import { ValidationStatus } from "./ValidationStatus";
