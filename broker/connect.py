@@ -38,24 +38,60 @@ class NatsAuth:
     tls: ssl.SSLContext | None = None
 
 
-def tls_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
-    """A client TLS context verifying the server against ``ca`` (and presenting ``cert``)."""
-    if not (ca or cert):
-        return None
-    try:
-        ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
-        if cert:
-            ctx.load_cert_chain(str(cert), str(key) if key else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConnectError(f"cannot load the TLS files ({ca or ''} {cert or ''}): {exc}") from exc
-    return ctx
+@dataclass(frozen=True, slots=True)
+class ClientTls:
+    """A client's TLS files for one server: the CA that signed its certificate and, for mutual
+    TLS, our certificate and its key. Neither a CA nor a certificate means plain TCP."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ca or self.cert)
+
+    def context(self) -> ssl.SSLContext | None:
+        """A context verifying the server against ``ca`` (the system's CAs without one) and
+        presenting ``cert``; a file that cannot be loaded is a :class:`ConnectError`."""
+        if not self.enabled:
+            return None
+        ca, cert, key = self.ca, self.cert, self.key
+        try:
+            ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
+            if cert:
+                ctx.load_cert_chain(str(cert), str(key) if key else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectError(
+                f"cannot load the TLS files ({ca or ''} {cert or ''}): {exc}"
+            ) from exc
+        return ctx
+
+    def redis_options(self) -> dict[str, str | None]:
+        """The same files as redis-py's connection options (it builds its own context from
+        paths); loaded once here first, so a bad file fails as clearly as for NATS."""
+        if self.context() is None:
+            return {}
+        return {
+            "ssl_ca_certs": str(self.ca) if self.ca else None,
+            "ssl_certfile": str(self.cert) if self.cert else None,
+            "ssl_keyfile": str(self.key) if self.key else None,
+        }
+
+
+def nats_tls(settings: CommonSettings) -> ClientTls:
+    return ClientTls(settings.nats_tls_ca, settings.nats_tls_cert, settings.nats_tls_key)
+
+
+def redis_tls(settings: CommonSettings) -> ClientTls:
+    return ClientTls(settings.redis_tls_ca, settings.redis_tls_cert, settings.redis_tls_key)
 
 
 def nats_auth(settings: CommonSettings) -> NatsAuth:
     return NatsAuth(
         user=settings.nats_user,
         password=settings.nats_password.get_secret_value(),
-        tls=tls_context(settings.nats_tls_ca, settings.nats_tls_cert, settings.nats_tls_key),
+        tls=nats_tls(settings).context(),
     )
 
 
@@ -169,14 +205,10 @@ async def connect_redis(settings: CommonSettings, *, first_attempt_for: float = 
         options["username"] = settings.redis_user
     if password := settings.redis_password.get_secret_value():
         options["password"] = password
-    if settings.redis_tls_ca or settings.redis_tls_cert:
-        options |= {
-            "ssl_ca_certs": str(settings.redis_tls_ca) if settings.redis_tls_ca else None,
-            "ssl_certfile": str(settings.redis_tls_cert) if settings.redis_tls_cert else None,
-            "ssl_keyfile": str(settings.redis_tls_key) if settings.redis_tls_key else None,
-        }
+    tls = redis_tls(settings)
+    options |= tls.redis_options()
     url = settings.redis_url
-    if options.get("ssl_ca_certs") and url.startswith("redis://"):
+    if tls.enabled and url.startswith("redis://"):
         url = "rediss://" + url.removeprefix("redis://")
     where = _where(url)
     # redis-py's default pool refuses (MaxConnectionsError, a 503) once 100 connections are in

@@ -225,6 +225,12 @@ async def test_nats_and_redis_over_tls_with_the_tests_own_ca(
                 first_attempt_for=30,
             )
         assert "TLS" in str(rerr.value)
+        # A TLS file that cannot be read is said as such, for Redis as for NATS, before any try.
+        missing = tmp_path / "tls" / "missing.pem"
+        with pytest.raises(ConnectError, match="cannot load the TLS files"):
+            await connect_redis(settings.model_copy(update={"redis_tls_ca": missing}))
+        with pytest.raises(ConnectError, match="cannot load the TLS files"):
+            nats_auth(settings.model_copy(update={"nats_tls_ca": missing}))
     finally:
         redis_svc.stop()
         nats_svc.stop()
