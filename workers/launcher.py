@@ -1,4 +1,13 @@
-"""Launches: pull ``agc.cmd.launch`` from the shared work queue and start sessions."""
+"""Launches: pull ``agc.cmd.launch`` from the shared work queue and start sessions.
+
+A worker takes launches while it has room for their sessions (``AGC_MAX_SESSIONS``), and paces
+only what costs: at most ``AGC_LAUNCH_CONCURRENCY`` cold launches (a new container, the SDK
+import, the CLI's start) run at once, the others wait here with their messages kept in
+progress. A launch of a claimed warm slot (an attach and an ``init`` that only binds) never
+waits behind them: in a burst, the pool's hits are ready in tens of milliseconds while the
+misses start their containers a few at a time. A warm slot that fails falls back to the cold
+path, and waits for its turn there.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +43,8 @@ class Launcher:
     def __init__(self, registry: Registry) -> None:
         self.reg = registry
         self.settings = registry.settings
-        self._slots = asyncio.Semaphore(self.settings.launch_concurrency)
+        # Cold launches only: a warm one takes no turn here (see the module docstring).
+        self._cold = asyncio.Semaphore(self.settings.launch_concurrency)
         self.inflight: set[asyncio.Task[Any]] = set()
         self.log = log.bind(worker_id=registry.worker_id)
 
@@ -54,15 +64,13 @@ class Launcher:
                 if len(self.reg.sessions) + len(self.inflight) >= self.settings.max_sessions:
                     await asyncio.sleep(0.5)
                     continue
-                await self._slots.acquire()
+                # Taken as long as there is room: pacing happens in launch(), per kind, so a
+                # warm launch queued behind cold ones is reached at once.
                 msgs = await pull.fetch(batch=1, timeout=1.0)
-                if not msgs:
-                    self._slots.release()
                 for msg in msgs:
                     task = asyncio.create_task(self.handle(msg))
                     self.inflight.add(task)
                     task.add_done_callback(self.inflight.discard)
-                    task.add_done_callback(lambda _t: self._slots.release())
         finally:
             await pull.close()
 
@@ -127,9 +135,13 @@ class Launcher:
             await self.reg.stop_session(handle, reason="cancelled")
 
     async def launch(self, cmd: Launch) -> SessionHandle:
-        """Create, start and initialise a session's container; return once the runner is ready."""
+        """Create, start and initialise a session's container; return once the runner is ready.
+
+        A claimed warm slot is bound at once; a cold launch waits for one of the
+        ``launch_concurrency`` turns first.
+        """
         sid = cmd.session_id
-        reg, provider = self.reg, self.reg.provider
+        reg = self.reg
         try:
             api_key, mcp_env = unseal(reg.sealer, sid, cmd.sealed_api_key, cmd.sealed_mcp_env)
         except SealError as exc:
@@ -159,6 +171,20 @@ class Launcher:
                     return handle
             else:
                 reg.metrics.pool_claims.labels("cold").inc()
+        async with self._cold:
+            return await self._launch_cold(cmd, spec, api_key, mcp_env, t0)
+
+    async def _launch_cold(
+        self,
+        cmd: Launch,
+        spec: ContainerSpec,
+        api_key: str,
+        mcp_env: dict[str, dict[str, str]],
+        t0: float,
+    ) -> SessionHandle:
+        """A new container for the session: create, attach, start, bind its sandbox, init."""
+        sid = cmd.session_id
+        reg, provider = self.reg, self.reg.provider
         container_id = ""
         # The container's only way out: a fresh sandbox directory with the gateway's sockets.
         sandbox = reg.sandbox.new_name()

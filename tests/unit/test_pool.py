@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from broker.commands import Launch
+from broker import subjects
+from broker.commands import Launch, encode_command
 from broker.pool import PoolStore, SlotRecord, pool_key
 from configs.store import load_presets
 from tests.support.wait import until
@@ -275,3 +276,67 @@ async def test_a_restarted_worker_removes_the_slots_it_left_and_makes_new_ones(e
     (fresh,) = pool.slots.values()
     assert fresh.session_id != old.session_id
     assert await pools(env).slots_of("w-a") == [fresh.session_id]
+
+
+async def test_a_warm_launch_never_waits_behind_cold_ones(env: Env) -> None:
+    """A burst through the real work queue: cold launches fill every launch turn and hang in
+    their container's creation; the warm launch published after them is running anyway."""
+    w = await env.worker(
+        "w-a", loops=True, pool_size=1, pool_configs=PRESET, pool_pause=0.01, launch_concurrency=2
+    )
+    pool = w.registry.pool
+    assert isinstance(pool, WarmPool)
+    await until(lambda: pool.ready == 1)
+    release = asyncio.Event()
+    creating: list[str] = []
+    create = env.provider.create
+
+    async def slow_cold_create(spec: Any) -> str:
+        if not spec.pool:  # a session's own container, not a slot's
+            creating.append(spec.session_id)
+            await release.wait()
+        return await create(spec)
+
+    env.provider.create = slow_cold_create  # type: ignore[method-assign]
+
+    async def publish(sid: str) -> None:
+        await env.store.save_config(sid, msgspec.json.encode(wire()))
+        rec = await env.store.get(sid)
+        assert rec is not None
+        cmd = Launch(
+            session_id=sid,
+            agent_id="agent-x",
+            config_id=PRESET,
+            config=wire(),
+            sealed_api_key=rec.sealed_api_key,
+        )
+        await w.registry.js.publish(
+            subjects.LAUNCH, encode_command(cmd), headers={"Nats-Msg-Id": sid}
+        )
+
+    cold = [await env.record() for _ in range(4)]
+    try:
+        for sid in cold:
+            await publish(sid)
+        # Both turns taken by cold launches, two more waiting behind them.
+        await until(lambda: len(creating) == 2)
+        claimed = await pools(env).claim(pool_key(wire()))
+        assert claimed is not None
+        await env.record(claimed)
+        await publish(claimed)
+        await until(lambda: "session.ready" in env.types(claimed))
+        rec = await env.store.get(claimed)
+        assert rec is not None and rec.status == "running" and rec.launch == "warm"
+        # Meanwhile no cold launch got further, and none jumped the turns.
+        assert len(creating) == 2
+        assert [await env.status(sid) for sid in cold] == ["starting"] * 4
+    finally:
+        release.set()
+
+    async def all_running() -> bool:
+        return [await env.status(sid) for sid in cold] == ["running"] * 4
+
+    await until(all_running)
+    for sid in cold:
+        rec = await env.store.get(sid)
+        assert rec is not None and rec.status == "running" and rec.launch == "cold"
