@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import msgspec
 import structlog
@@ -15,6 +14,7 @@ from broker.events import ErrorEvent, SessionStopped, encode_event
 from broker.runner_wire import Init
 from broker.sealing import Sealer
 from broker.state import TERMINAL_STATUSES
+from configs.model import AgentConfig
 from workers.host import Host
 from workers.sandbox.service import Bound
 from workers.settings import WorkerSettings
@@ -33,7 +33,7 @@ def unseal(
 
 
 async def bind_sandbox(
-    host: Host, sid: str, sandbox: str, api_key: str, config: dict[str, Any]
+    host: Host, sid: str, sandbox: str, api_key: str, config: AgentConfig
 ) -> Bound:
     """Bind ``sandbox`` to the session with a fresh token; keep the token's hash in its record.
 

@@ -25,11 +25,11 @@ from broker.commands import Launch, decode_command
 from broker.pool import SlotRecord
 from broker.sealing import SealError
 from broker.state import TERMINAL_STATUSES, launch_cancelled
-from configs.model import parse_size
+from configs.model import AgentConfig, parse_size
 from workers.binding import bind_sandbox, fail_session, init_message, keep_in_progress, unseal
 from workers.channel import RunnerChannel
 from workers.errors import LaunchFailed, ProviderError, RunnerGone
-from workers.providers.base import ContainerSpec, config_limits
+from workers.providers.base import ContainerSpec, decode_config
 from workers.pull import DurablePull
 from workers.registry import Registry
 from workers.session import SessionHandle
@@ -149,7 +149,8 @@ class Launcher:
                 "the launch's sealed credentials do not open with this worker's AGC_SECRET_KEY",
                 code="secret_mismatch",
             ) from exc
-        limits = config_limits(cmd.config)
+        config = decode_config(cmd.config)
+        limits = config.resource_limits
         spec = ContainerSpec(
             session_id=sid,
             worker_id=reg.worker_id,
@@ -166,17 +167,18 @@ class Launcher:
         if reg.pool is not None:
             slot = await reg.pool.take(sid)
             if slot is not None:
-                handle = await self._launch_warm(cmd, slot, api_key, mcp_env, t0)
+                handle = await self._launch_warm(cmd, config, slot, api_key, mcp_env, t0)
                 if handle is not None:
                     return handle
             else:
                 reg.metrics.pool_claims.labels("cold").inc()
         async with self._cold:
-            return await self._launch_cold(cmd, spec, api_key, mcp_env, t0)
+            return await self._launch_cold(cmd, config, spec, api_key, mcp_env, t0)
 
     async def _launch_cold(
         self,
         cmd: Launch,
+        config: AgentConfig,
         spec: ContainerSpec,
         api_key: str,
         mcp_env: dict[str, dict[str, str]],
@@ -206,7 +208,7 @@ class Launcher:
             raise LaunchFailed(str(exc), code="container_failed") from exc
         handle = reg.add(sid, container_id, RunnerChannel(reader, writer, session_id=sid))
         try:
-            bound = await bind_sandbox(reg, sid, sandbox, api_key, cmd.config)
+            bound = await bind_sandbox(reg, sid, sandbox, api_key, config)
             await handle.init(init_message(self.settings, sid, bound, mcp_env, None))
             await asyncio.wait_for(asyncio.shield(handle.ready), self.settings.launch_timeout)
         except (TimeoutError, RunnerGone) as exc:
@@ -243,6 +245,7 @@ class Launcher:
     async def _launch_warm(
         self,
         cmd: Launch,
+        config: AgentConfig,
         slot: SlotRecord,
         api_key: str,
         mcp_env: dict[str, dict[str, str]],
@@ -270,7 +273,7 @@ class Launcher:
         try:
             if not slot.sandbox:
                 raise RunnerGone("the warm slot has no sandbox")
-            bound = await bind_sandbox(reg, sid, slot.sandbox, api_key, cmd.config)
+            bound = await bind_sandbox(reg, sid, slot.sandbox, api_key, config)
             await handle.init(init_message(self.settings, sid, bound, mcp_env, None))
             await asyncio.wait_for(asyncio.shield(handle.ready), self.settings.launch_timeout)
         except (TimeoutError, RunnerGone) as exc:

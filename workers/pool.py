@@ -22,7 +22,7 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
@@ -30,10 +30,11 @@ import structlog
 from broker.events import peek_event
 from broker.pool import PoolStore, SlotRecord, pool_key
 from broker.runner_wire import Prestart
+from configs.model import AgentConfig
 from configs.store import load_presets
 from workers.channel import RunnerChannel
 from workers.errors import ProviderError, RunnerGone, SlotFailed
-from workers.providers.base import ContainerSpec, config_limits
+from workers.providers.base import ContainerSpec
 from workers.sandbox.service import runner_config
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Target:
 
     key: str
     config_id: str
-    config: dict[str, Any]
+    config: AgentConfig
 
 
 class WarmPool:
@@ -98,7 +99,7 @@ class WarmPool:
                 continue
             wire = preset.to_wire()
             key = pool_key(wire)
-            targets[key] = Target(key, config_id, wire)
+            targets[key] = Target(key, config_id, preset)
         self.targets = targets
 
     async def run(self) -> None:
@@ -165,7 +166,7 @@ class WarmPool:
         try:
             image_id = await provider.image_id(settings.agent_image)
             await self.store.note(host.worker_id, sid)
-            limits = config_limits(target.config)
+            limits = target.config.resource_limits
             spec = ContainerSpec(
                 session_id=sid,
                 worker_id=host.worker_id,

@@ -17,6 +17,7 @@ from workers.binding import bind_sandbox, fail_session, init_message, unseal
 from workers.channel import RunnerChannel
 from workers.errors import WorkerError
 from workers.lost_hosts import end_lost_sessions
+from workers.providers.base import decode_config
 from workers.registry import Registry
 
 log = structlog.get_logger("agc.worker")
@@ -143,7 +144,7 @@ class Reconciler:
         raw = await reg.store.get_config(sid)
         if raw is None:
             raise WorkerError(f"session {sid} has no stored config")
-        config = msgspec.json.decode(raw)
+        config = decode_config(msgspec.json.decode(raw))
         if not fresh_runner:
             # The runner still holds its token: bind by the hash its record keeps.
             reg.sandbox.rebind(rec.sandbox, sid, rec.gateway_token_sha256, api_key, config)

@@ -26,6 +26,7 @@ import docker
 
 from broker.events import peek_event
 from broker.runner_wire import Init, decode_envelope, encode_line
+from configs.model import AgentConfig
 from tests.bench.stats import percentile
 from tests.modelserver.server import ModelServer
 from workers.sandbox.host import new_sandbox_name
@@ -154,7 +155,7 @@ def bench_launch(image: str, launches: int) -> dict[str, Any]:
             )
             name = new_sandbox_name()
             path = on_loop(service.open(name))
-            bound = service.bind(name, f"bench-new-{i}", key, CONFIG)
+            bound = service.bind(name, f"bench-new-{i}", key, AgentConfig.from_wire(CONFIG))
             new.append(
                 _launch(
                     dc,

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from configs.model import Egress
 from tests.modelserver.server import ModelServer
 from workers.sandbox.policy import EgressDenied, EgressPolicy, is_public, parse_test_hosts
 
@@ -139,11 +140,11 @@ def test_public_address_rules() -> None:
 
 
 def test_policy_names_and_patterns() -> None:
-    p = EgressPolicy.from_config(
-        {
-            "policy": "allowlist",
-            "domains": ["API.GitHub.com", "*.pythonhosted.org", "git.example.org:8443"],
-        }
+    p = EgressPolicy.from_egress(
+        Egress(
+            policy="allowlist",
+            domains=["API.GitHub.com", "*.pythonhosted.org", "git.example.org:8443"],
+        )
     )
     p.check_name("api.github.com", 443)
     p.check_name("files.pythonhosted.org", 443)
@@ -156,10 +157,8 @@ def test_policy_names_and_patterns() -> None:
     ):
         with pytest.raises(EgressDenied):
             p.check_name(host, port)
-    assert EgressPolicy.from_config(None).name == "model"
-    assert EgressPolicy.from_config("open").name == "open"
-    with pytest.raises(ValueError, match="policy"):
-        EgressPolicy.from_config({"policy": "everything"})
+    assert EgressPolicy.from_egress(Egress()).name == "model"
+    assert EgressPolicy.from_egress(Egress.model_validate("open")).name == "open"
     assert parse_test_hosts("a.test=127.0.0.1:81, b.test=[::1]:82") == {
         "a.test": ("127.0.0.1", 81),
         "b.test": ("::1", 82),

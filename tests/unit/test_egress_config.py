@@ -27,7 +27,7 @@ def test_default_is_model_only_and_a_name_alone_is_a_policy() -> None:
         "policy": "allowlist",
         "domains": ["api.github.com", "*.x.org", "h.x.org:8443"],
     }
-    policy = EgressPolicy.from_config(wire.to_wire()["egress"])
+    policy = EgressPolicy.from_egress(AgentConfig.from_wire(wire.to_wire()).egress)
     policy.check_name("api.github.com", 443)
     with pytest.raises(EgressDenied):
         policy.check_name("github.com", 443)

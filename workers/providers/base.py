@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from configs.model import AgentConfig, ResourceLimits, field_errors
+from configs.model import AgentConfig, field_errors
 from workers.errors import LaunchFailed
 
 # The image's unprivileged user, owner of the workspace files the worker writes.
@@ -58,14 +58,14 @@ class ContainerSpec:
     home_bytes: int = 0
 
 
-def config_limits(config: Mapping[str, Any]) -> ResourceLimits:
-    """The container limits of a wire config (``AgentConfig.to_wire``), decoded typed.
+def decode_config(config: Mapping[str, Any]) -> AgentConfig:
+    """A wire config (``AgentConfig.to_wire``, as ``Launch.config`` carries it), decoded typed.
 
     Raises :class:`~workers.errors.LaunchFailed` (``bad_config``) naming the fields when the
     config does not decode: the API validated it, so that is a version skew, not user input.
     """
     try:
-        return AgentConfig.from_wire(config).resource_limits
+        return AgentConfig.from_wire(config)
     except ValidationError as exc:
         problems = "; ".join(f"{e['field'] or 'config'}: {e['message']}" for e in field_errors(exc))
         raise LaunchFailed(

@@ -1,6 +1,6 @@
 """Egress policy: which host names a session may reach, and which addresses nobody may.
 
-A policy comes from the agent config's ``egress`` field (``{"policy": ..., "domains": [...]}``):
+A policy comes from the agent config's ``egress`` field (``configs.model.Egress``):
 
 - ``none``: nothing but the model gateway; remote MCP servers are refused too;
 - ``model`` (default): the model gateway and the config's own remote MCP servers (both reached
@@ -23,10 +23,11 @@ import ipaddress
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from configs.model import Egress
 
 PolicyName = Literal["none", "model", "allowlist", "open"]
-POLICIES: tuple[PolicyName, ...] = ("none", "model", "allowlist", "open")
 DEFAULT_PORTS = frozenset({80, 443})
 
 
@@ -42,21 +43,9 @@ class EgressPolicy:
     domains: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, value: Any) -> EgressPolicy:
-        """Read the config's ``egress`` value (a dict, a policy name, or None for the default)."""
-        if value is None:
-            return cls()
-        if isinstance(value, str):
-            value = {"policy": value}
-        if not isinstance(value, Mapping):
-            raise ValueError("egress must be a policy name or {policy, domains}")
-        name = value.get("policy", "model")
-        if name not in POLICIES:
-            raise ValueError(f"egress.policy must be one of {list(POLICIES)}, not {name!r}")
-        domains = value.get("domains") or []
-        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
-            raise ValueError("egress.domains must be a list of strings")
-        return cls(name, tuple(d.strip().lower().rstrip(".") for d in domains if d.strip()))
+    def from_egress(cls, egress: Egress) -> EgressPolicy:
+        """The policy of a config's ``egress`` (validated and normalised by the config model)."""
+        return cls(egress.policy, tuple(egress.domains))
 
     @property
     def allows_mcp(self) -> bool:

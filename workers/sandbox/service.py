@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
+from configs.model import AgentConfig, HttpMcpServer, McpServer, SseMcpServer
 from workers.sandbox.egress import Denial, EgressProxy
 from workers.sandbox.gateway import Gateway
 from workers.sandbox.host import SandboxHost, new_sandbox_name
@@ -94,7 +95,7 @@ class SandboxService:
         await self.host.remove(name)
 
     # -- binding -------------------------------------------------------------------------
-    def bind(self, name: str, session_id: str, api_key: str, config: Mapping[str, Any]) -> Bound:
+    def bind(self, name: str, session_id: str, api_key: str, config: AgentConfig) -> Bound:
         """Bind ``name`` to a session with a fresh token; return what the runner gets."""
         token = new_token()
         digest = token_hash(token)
@@ -102,13 +103,13 @@ class SandboxService:
         return Bound(token, digest, runner_config(config))
 
     def rebind(
-        self, name: str, session_id: str, token_sha256: str, api_key: str, config: Mapping[str, Any]
+        self, name: str, session_id: str, token_sha256: str, api_key: str, config: AgentConfig
     ) -> None:
         """Bind ``name`` again for a running runner whose token only its hash is known of."""
         self._bind(name, session_id, token_sha256, api_key, config)
 
     def _bind(
-        self, name: str, session_id: str, digest: str, api_key: str, config: Mapping[str, Any]
+        self, name: str, session_id: str, digest: str, api_key: str, config: AgentConfig
     ) -> None:
         self.registry.bind(
             name,
@@ -116,7 +117,7 @@ class SandboxService:
                 session_id=session_id,
                 token_sha256=digest,
                 api_key=api_key,
-                egress=EgressPolicy.from_config(config.get("egress")),
+                egress=EgressPolicy.from_egress(config.egress),
                 mcp=mcp_routes(config),
             ),
         )
@@ -152,28 +153,26 @@ class SandboxService:
         return meter.usage, meter.cost
 
 
-def mcp_routes(config: Mapping[str, Any]) -> dict[str, McpRoute]:
+def mcp_routes(config: AgentConfig) -> dict[str, McpRoute]:
     """The config's remote (sse/http) MCP servers, with their real URLs and headers."""
-    out: dict[str, McpRoute] = {}
-    for name, spec in (config.get("mcp_servers") or {}).items():
-        if isinstance(spec, dict) and spec.get("type") in ("sse", "http") and spec.get("url"):
-            out[name] = McpRoute(str(spec["url"]), dict(spec.get("headers") or {}))
-    return out
+    return {
+        name: McpRoute(spec.url, dict(spec.headers))
+        for name, spec in config.mcp_servers.items()
+        if isinstance(spec, SseMcpServer | HttpMcpServer)
+    }
 
 
-def runner_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config without what the container must not see: remote MCP headers and queries."""
-    out = dict(config)
-    servers = config.get("mcp_servers")
-    if isinstance(servers, dict):
-        safe: dict[str, Any] = {}
-        for name, spec in servers.items():
-            if isinstance(spec, dict) and spec.get("type") in ("sse", "http"):
-                parts = urlsplit(str(spec.get("url") or ""))
-                spec = {
-                    "type": spec["type"],
-                    "url": urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
-                }
-            safe[name] = spec
-        out["mcp_servers"] = safe
-    return out
+def runner_config(config: AgentConfig) -> dict[str, Any]:
+    """The wire config without what the container must not see: remote MCP headers and
+    queries (the gateway adds them back outside)."""
+    return config.model_copy(
+        update={"mcp_servers": {n: _unsecret(s) for n, s in config.mcp_servers.items()}}
+    ).to_wire()
+
+
+def _unsecret(spec: McpServer) -> McpServer:
+    if not isinstance(spec, SseMcpServer | HttpMcpServer):
+        return spec
+    parts = urlsplit(spec.url)
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return spec.model_copy(update={"url": url, "headers": {}})
