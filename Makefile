@@ -46,6 +46,7 @@ lint:
 typecheck:
 	scripts/setup.sh python
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests scripts
 
 fmt:
 	scripts/setup.sh python

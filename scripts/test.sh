@@ -20,6 +20,9 @@ section "ruff check ."
 .venv/bin/ruff check .
 section "mypy"
 .venv/bin/mypy
+# The tests and scripts too (a second run: mypy takes packages or paths, not both).
+section "mypy tests scripts"
+.venv/bin/mypy tests scripts
 
 section "web: typecheck + unit tests"
 (cd web && npm run --silent typecheck && npm test --silent)

@@ -99,7 +99,7 @@ async def test_eventsource_follows_and_resumes_across_an_api_restart(
     settings = ApiSettings(
         nats_url=nats_server.url,
         redis_url=redis_server.url,
-        secret_key=secret_key,  # type: ignore[arg-type]
+        secret_key=secret_key,
         config_dir=tmp_path / "configs",
         web_dir=tmp_path / "no-web",
     )

@@ -18,18 +18,20 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 args = json.loads(sys.argv[1])
-report = {"uid": os.getuid(), "euid": os.geteuid()}
+report: dict[str, Any] = {"uid": os.getuid(), "euid": os.geteuid()}
 dump = open("/workspace/attack-dump.bin", "wb")  # noqa: SIM115
 
 
-def err(exc):
+def err(exc: BaseException) -> str:
     return type(exc).__name__ + ":" + str(getattr(exc, "errno", "") or "")
 
 
 # 1. every process's environment and command line
-readable, runner_pids = [], []
+readable: list[str] = []
+runner_pids: list[str] = []
 for proc in sorted(glob.glob("/proc/[0-9]*")):
     pid = proc.rsplit("/", 1)[1]
     try:
@@ -50,7 +52,7 @@ report["runner_pids"] = runner_pids
 report["env_key"] = os.environ.get("ANTHROPIC_API_KEY", "")
 
 # 2. the runner's memory and fds, PID 1's stdio (the worker's channel), a 2 MB line
-writes = {}
+writes: dict[str, str] = {}
 for pid in ["1", *runner_pids]:
     for fd in ("0", "1", "2"):
         path = f"/proc/{pid}/fd/{fd}"
@@ -69,7 +71,7 @@ for pid in ["1", *runner_pids]:
 report["runner_access"] = writes
 
 # 3. the mounted sockets, the Docker socket, privilege
-sockets = {}
+sockets: dict[str, str] = {}
 for path in (
     "/run/agc/gw.sock",
     "/run/agc/egress.sock",
@@ -108,7 +110,7 @@ try:
     report["dns"] = "RESOLVED"
 except OSError as exc:
     report["dns"] = err(exc)
-host_ports = {}
+host_ports: dict[str, str] = {}
 for port in args["host_ports"]:
     s = socket.socket()
     s.settimeout(2)
@@ -120,9 +122,9 @@ for port in args["host_ports"]:
     finally:
         s.close()
 report["host_ports"] = host_ports
-open_ports = []
+open_ports: list[int] = []
 for start in range(1, 65536, 512):
-    batch = []
+    batch: list[tuple[int, socket.socket]] = []
     for port in range(start, min(start + 512, 65536)):
         s = socket.socket()
         s.setblocking(False)
@@ -142,20 +144,20 @@ for start in range(1, 65536, 512):
             s.close()
 report["loopback_open"] = open_ports
 # who listens on them (uid per socket, from the kernel's table)
-listeners = {}
+listeners: dict[str, int] = {}
 for table in ("/proc/net/tcp", "/proc/net/tcp6"):
     with contextlib.suppress(OSError):
         for line in open(table).read().splitlines()[1:]:
-            f = line.split()
-            if f[3] == "0A":  # LISTEN
-                listeners[str(int(f[1].rsplit(":", 1)[1], 16))] = int(f[7])
+            cols = line.split()
+            if cols[3] == "0A":  # LISTEN
+                listeners[str(int(cols[1].rsplit(":", 1)[1], 16))] = int(cols[7])
 report["listeners"] = listeners
 report["forwarder_ports"] = sorted(
     int(os.environ[v].rsplit(":", 1)[1]) for v in ("ANTHROPIC_BASE_URL", "HTTPS_PROXY")
 )
 
 # 5. egress through the proxy the sandbox was given
-egress = {}
+egress: dict[str, str] = {}
 for label, url in (
     ("allowed_http", f"http://{args['allowed']}/health"),
     ("denied_http", f"http://{args['denied']}/"),

@@ -20,7 +20,7 @@ from redis import Redis
 
 from tests.modelserver.script import http_error, text, tool_use
 from tests.modelserver.server import ModelServer
-from tests.support.sse import Sse, iter_sse
+from tests.support.sse import Sse, event_ids, iter_sse
 from tests.support.stack import Stack, running_stack
 from tests.support.wait import wait_until
 
@@ -111,7 +111,7 @@ def test_chat_streams_tool_calls_in_order_and_the_file_is_real(
     assert "text.delta" in seq and events[-2].event in ("message", "session.status")
     final_text = [e.data["text"] for e in events if e.event == "message"]
     assert final_text[-1] == "All done."
-    ids = [e.id for e in events]
+    ids = event_ids(events)
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     done = events[-1].data
     assert done["is_error"] is False and done["num_turns"] >= 4 and done["usage"]["output_tokens"]
@@ -431,6 +431,24 @@ def test_events_replay_with_last_event_id_and_direct_nats_subscribers(
     assert [e.id for e in rest] == [e.id for e in everything[4:]]
 
 
+def redis_values(r: Redis) -> bytes:
+    """Every hash field and string value in Redis, raw: what a copy of the data would show."""
+    out = bytearray()
+    for key in r.keys("*"):
+        kind = _raw(r.type(key))
+        if kind == b"hash":
+            for field, value in r.hgetall(key).items():
+                out += _raw(field) + b"=" + _raw(value) + b"\n"
+        elif kind == b"string":
+            out += _raw(r.get(key)) + b"\n"
+    return bytes(out)
+
+
+def _raw(value: bytes | str | None) -> bytes:
+    # redis-py types replies as bytes | str (it depends on decode_responses); ours are bytes.
+    return value.encode() if isinstance(value, str) else value or b""
+
+
 def test_api_key_is_never_stored_logged_or_streamed_in_the_clear(stack: Stack) -> None:
     secret = f"sk-ant-SECRET-{uuid.uuid4().hex}"
     sid = stack.launch(secret)
@@ -447,18 +465,7 @@ def test_api_key_is_never_stored_logged_or_streamed_in_the_clear(stack: Stack) -
         "the worker to finish the stop",
     )
     assert stack.redis is not None and stack.nats is not None
-    r = Redis.from_url(stack.redis.url)
-    dump = b"".join(
-        json.dumps(
-            {k.decode(): v.decode(errors="replace") for k, v in r.hgetall(k).items()}
-        ).encode()
-        if r.type(k) == b"hash"
-        else (r.get(k) or b"")
-        if r.type(k) == b"string"
-        else b""
-        for k in r.keys("*")
-    )
-    assert secret.encode() not in dump
+    assert secret.encode() not in redis_values(Redis.from_url(stack.redis.url))
     for path in Path(stack.redis.extra["socket"]).parent.glob("**/*.aof"):
         assert secret.encode() not in path.read_bytes()
     for path in stack.tmp.glob("**/*"):

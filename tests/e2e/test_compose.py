@@ -14,6 +14,7 @@ test made (containers, volumes, networks, images) is removed afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -256,6 +257,12 @@ def services(client: docker.DockerClient, project: str) -> dict[str, list[Any]]:
     return found
 
 
+def is_healthy(ctr: Any) -> bool:
+    """Whether a container's health check passes now (its attributes read afresh)."""
+    ctr.reload()
+    return bool(ctr.attrs["State"]["Health"]["Status"] == "healthy")
+
+
 def kill_and_wait_for_restart(client: docker.DockerClient, victims: list[Any]) -> None:
     """SIGKILL each container's service process; wait for Docker's restart policy."""
     restarts = {v.name: v.attrs["RestartCount"] for v in victims}
@@ -267,7 +274,7 @@ def kill_and_wait_for_restart(client: docker.DockerClient, victims: list[Any]) -
         return bool(v.attrs["RestartCount"] > restarts[v.name] and v.attrs["State"]["Running"])
 
     for v in victims:
-        wait_until(lambda v=v: restarted(v), 120, f"{v.name} restarted by its policy")
+        wait_until(functools.partial(restarted, v), 120, f"{v.name} restarted by its policy")
 
 
 def test_quick_start_builds_runs_and_keeps_itself_up(compose: Compose) -> None:
@@ -303,10 +310,7 @@ def test_quick_start_builds_runs_and_keeps_itself_up(compose: Compose) -> None:
         for ctr in by_service[name]:
             ctr.reload()
             assert ctr.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-            wait_until(
-                lambda ctr=ctr: ctr.reload() or ctr.attrs["State"]["Health"]["Status"] == "healthy",
-                120, f"{ctr.name} healthy",
-            )  # fmt: skip
+            wait_until(functools.partial(is_healthy, ctr), 120, f"{ctr.name} healthy")
 
     # -- NATS and Redis refuse whoever lacks the credentials init generated ----------------
     _, out = by_service["redis"][0].exec_run(["redis-cli", "ping"])

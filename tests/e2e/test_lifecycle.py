@@ -23,7 +23,7 @@ from broker import subjects
 from tests.modelserver.script import step, text, tool_use
 from tests.modelserver.server import ModelServer
 from tests.support.auth import start_redis_with_acl
-from tests.support.sse import Sse, iter_sse
+from tests.support.sse import Sse, event_ids, iter_sse
 from tests.support.stack import IMAGE, Stack, running_stack
 from tests.support.turns import streamed_text
 from tests.support.wait import wait_until
@@ -128,7 +128,7 @@ def slow_text_script(model: ModelServer, name: str, chunks: int = 30, delay: flo
 
 
 def assert_exactly_once(events: list[Sse]) -> None:
-    ids = [e.id for e in events]
+    ids = event_ids(events)
     assert ids == sorted(ids) and len(ids) == len(set(ids)), ids
 
 

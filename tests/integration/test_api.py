@@ -36,11 +36,11 @@ async def client(
     settings = ApiSettings(
         nats_url=nats_server.url,
         redis_url=redis_server.url,
-        secret_key=secret_key,  # type: ignore[arg-type]
+        secret_key=secret_key,
         config_dir=tmp_path / "configs",
         web_dir=tmp_path / "no-web",
         launch_timeout=2.0,
-        operator_token=OPERATOR_TOKEN,  # type: ignore[arg-type]
+        operator_token=OPERATOR_TOKEN,
     )
     async with AsyncTestClient(app=create_app(settings)) as c:
         yield c

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
 from broker.state import SessionRecord, SessionStore
 
 
-def _rec(sid: str, key: str = "kh1", **kw: object) -> SessionRecord:
+def _rec(sid: str, key: str = "kh1", **kw: Any) -> SessionRecord:
     return SessionRecord(
         session_id=sid, agent_id="agent-1", config_id="code-assistant", key_hash=key, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_create_get_update_list_delete(redis: Redis) -> None:

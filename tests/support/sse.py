@@ -9,7 +9,7 @@ persists across events; an event whose data buffer is empty is not dispatched; c
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,3 +111,12 @@ async def aiter_sse(
         for line in lines.feed(chunk):
             if (ev := dec.line(line)) is not None:
                 yield ev
+
+
+def event_ids(events: Iterable[Sse]) -> list[int]:
+    """The events' ids in order; every event must have one (only a stream-level error has none)."""
+    ids: list[int] = []
+    for e in events:
+        assert e.id is not None, f"a {e.event!r} event without an id: {e.data}"
+        ids.append(e.id)
+    return ids

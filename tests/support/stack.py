@@ -220,7 +220,7 @@ class Stack:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
-    def launch(self, api_key: str, config_id: str = "code-assistant", **body: Any) -> str:
+    def launch(self, api_key: str, config_id: str | None = "code-assistant", **body: Any) -> str:
         with self.client() as c:
             r = c.post(
                 "/api/agents/launch", json={"api_key": api_key, "config_id": config_id, **body}
