@@ -22,9 +22,11 @@ from nats.errors import ConnectionClosedError as NatsConnectionClosed
 from nats.errors import NoRespondersError as NatsNoResponders
 from nats.errors import NoServersError as NatsNoServers
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import Error as JetStreamError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from broker.retry import is_permanent
 from configs.errors import (
     ConfigConflict,
     ConfigError,
@@ -165,6 +167,15 @@ def handle_dependency_down(
     )
 
 
+def handle_jetstream_error(
+    request: Request[Any, Any, Any], exc: JetStreamError
+) -> Response[dict[str, Any]]:
+    """JetStream without a stream leader (a node restarting) is down for now, not broken."""
+    if is_permanent(exc):
+        return handle_unexpected(request, exc)
+    return handle_dependency_down(request, exc)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", path=request.url.path, error=type(exc).__name__)
     return _body(
@@ -182,5 +193,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     NatsNoServers: handle_dependency_down,
     NatsTimeout: handle_dependency_down,
     NatsNoResponders: handle_dependency_down,
+    JetStreamError: handle_jetstream_error,
     Exception: handle_unexpected,
 }

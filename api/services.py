@@ -93,6 +93,7 @@ def _hub_limits(s: ApiSettings) -> HubLimits:
         linger=s.sse_linger,
         keepalive=s.sse_keepalive,
         retry_after=s.retry_after,
+        failover_timeout=s.failover_timeout,
     )
 
 

@@ -59,6 +59,14 @@ class ApiSettings(CommonSettings):
         900.0, description="Seconds a JSON (non-streaming) chat waits for its turn to finish."
     )
     stop_timeout: float = Field(30.0, description="Seconds DELETE waits for a session to stop.")
+    failover_timeout: float = Field(
+        15.0,
+        gt=0,
+        description=(
+            "Seconds a request keeps retrying NATS through a failover (a node restarting, a "
+            "stream electing a leader) before it answers 503."
+        ),
+    )
     sse_keepalive: float = Field(15.0, description="Seconds between SSE keep-alive comments.")
     # Fan-out (api/agents/hub.py): memory stays under about sse_cache_total_bytes plus
     # sse_max_clients x sse_client_queue references plus each socket's send buffer.

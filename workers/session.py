@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
-import nats.errors
 import structlog
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from broker import subjects
@@ -33,13 +33,14 @@ from broker.events import (
     peek_event,
 )
 from broker.limits import fit_event
+from broker.retry import publish_retrying
 from broker.runner_wire import ApproveIn, Attach, ChatIn, Envelope, Init, InterruptIn, StopIn
 from workers.approvals import ApprovalTracker
 from workers.channel import RunnerChannel
 from workers.errors import RunnerGone
 from workers.host import Host
 from workers.pull import DurablePull
-from workers.rpc import RpcRouter
+from workers.rpc import RpcRouter, error_reply
 
 log = structlog.get_logger("agc.session")
 
@@ -128,11 +129,39 @@ class SessionHandle:
         try:
             async for msg in sub.messages:
                 op = msg.subject.removeprefix(prefix)
+                if op == "approve":
+                    # The API's direct path for an answer: relayed at once, no JetStream hop.
+                    self.owner.spawn(self._approve_now(msg))
+                    continue
                 # Each request runs on its own so a slow archive never blocks a stats call.
                 self.owner.spawn(self.owner.rpc.handle(self, op, msg))
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _approve_now(self, msg: Msg) -> None:
+        """Relay an answer the API sent directly; reply once the runner has it (or why not).
+
+        Any reply but ``ok`` (or none) makes the API queue the answer on JetStream instead.
+        """
+        try:
+            cmd = decode_command(msg.data)
+        except ValueError as exc:
+            await msg.respond(error_reply(400, "bad_command", str(exc)))
+            return
+        if not isinstance(cmd, Approve) or cmd.session_id != self.session_id:
+            await msg.respond(error_reply(400, "bad_command", "not an approve for this session"))
+            return
+        try:
+            await self._relay_answer(cmd)
+        except RunnerGone as exc:
+            await msg.respond(error_reply(503, "runner_gone", str(exc)))
+            return
+        await msg.respond(b'{"ok":true}')
+
+    async def _relay_answer(self, cmd: Approve) -> None:
+        self.approvals.relayed(cmd)
+        await self.channel.send(ApproveIn(answer=cmd.answer))
 
     async def init(self, init: Init) -> None:
         await self.channel.send(init)
@@ -164,22 +193,21 @@ class SessionHandle:
         never retried forever.
         """
         data = fit_event(data, max(self.owner.nc.max_payload - _HEADROOM, 64 << 10))
-        delay = 0.05
-        while True:
-            try:
-                await self.owner.js.publish(
-                    subjects.events(self.session_id), data, headers={"Nats-Msg-Id": msg_id}
-                )
-                return
-            except asyncio.CancelledError:
-                raise
-            except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError) as exc:
-                self.log.error("event refused by NATS; dropped", error=str(exc), size=len(data))
-                return
-            except Exception as exc:
-                self.log.warning("publish failed, retrying", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        try:
+            await publish_retrying(
+                self.owner.js,
+                subjects.events(self.session_id),
+                data,
+                msg_id,
+                within=None,
+                on_retry=lambda exc: self.log.warning(
+                    "publish failed, retrying", error=str(exc) or type(exc).__name__
+                ),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.log.error("event refused by NATS; dropped", error=str(exc), size=len(data))
 
     async def _publish_pipelined(self, data: bytes, msg_id: str) -> None:
         """Send a delta without waiting for its ack; :meth:`_settle` collects the acks.
@@ -417,8 +445,8 @@ class SessionHandle:
                     await self._best_effort(self.owner.store.touch(self.session_id))
                 case Interrupt():
                     await self.channel.send(InterruptIn())
-                case Approve(answer=answer):
-                    await self.channel.send(ApproveIn(answer=answer))
+                case Approve():
+                    await self._relay_answer(cmd)
                 case Stop(reason=reason):
                     await ack()
                     # Stopping cancels this very task, so it runs on its own.

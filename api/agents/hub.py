@@ -33,6 +33,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from api.agents.streams import StreamedEvent, consumer_config, last_seq, to_event
 from broker import subjects
+from broker.retry import retry_transient
 
 log = structlog.get_logger("agc.api.hub")
 
@@ -86,6 +87,7 @@ class HubLimits:
     linger: float = 10.0
     keepalive: float = 15.0
     retry_after: int = 2
+    failover_timeout: float = 15.0
 
 
 class EventHub:
@@ -137,7 +139,7 @@ class EventHub:
         try:
             if since is None and after is None:
                 # "From now on" is the stream's newest event, whatever the topic has read yet.
-                after = await last_seq(self.js, session_id)
+                after = await self.last_seq(session_id)
             topic = await self._topic(session_id)
             return topic.join(after or 0, since)
         except BaseException:
@@ -145,6 +147,16 @@ class EventHub:
             if topic is not None and not topic.subs:
                 topic.linger()
             raise
+
+    async def last_seq(self, sid: str) -> int:
+        """The session's newest event, asked again through a NATS failover (no leader yet)."""
+        return await retry_transient(
+            lambda: last_seq(self.js, sid),
+            within=self.limits.failover_timeout,
+            on_retry=lambda exc: log.info(
+                "JetStream retried", session_id=sid, error=type(exc).__name__
+            ),
+        )
 
     async def _tick(self) -> None:
         while True:
@@ -233,16 +245,22 @@ class _Topic:
 
     async def start(self) -> None:
         """Start the consumer and read the session's history up to its newest event."""
-        self._catchup_to = await last_seq(self.hub.js, self.sid)
+        self._catchup_to = await self.hub.last_seq(self.sid)
         if self._catchup_to == 0:
             self._caught_up.set()
-        self._psub = await self.hub.js.subscribe(
-            subjects.events(self.sid),
-            stream=subjects.EVT_STREAM,
-            ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
-            cb=self._on_msg,
-            inactive_threshold=60.0,
+        self._psub = await retry_transient(
+            lambda: self.hub.js.subscribe(
+                subjects.events(self.sid),
+                stream=subjects.EVT_STREAM,
+                ordered_consumer=True,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+                cb=self._on_msg,
+                inactive_threshold=60.0,
+            ),
+            # Through a NATS failover (no stream or meta leader for a moment) this times out;
+            # retried, a client following meanwhile waits instead of getting a 503.
+            within=self.hub.limits.failover_timeout,
+            on_retry=lambda exc: self.log.info("JetStream retried", error=type(exc).__name__),
         )
         try:
             async with asyncio.timeout(CATCHUP_TIMEOUT):

@@ -32,6 +32,7 @@ from broker import subjects
 from broker.commands import Chat, Interrupt, Launch, Stop, encode_command
 from broker.events import ErrorEvent, SessionReady, SessionStopped
 from broker.pool import PoolStore, pool_key
+from broker.retry import publish_retrying
 from broker.state import LAUNCH_CANCELLED, TERMINAL_STATUSES, SessionRecord
 from broker.streams import StreamSettings
 from configs.model import AgentConfig, is_core_env_var
@@ -211,7 +212,7 @@ async def _publish_and_await(
     """
     sub = await services.nc.subscribe(subjects.events(sid))
     try:
-        await services.js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        await publish_command(services, subject, payload, msg_id)
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -225,6 +226,25 @@ async def _publish_and_await(
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
+
+
+async def publish_command(services: Services, subject: str, payload: bytes, msg_id: str) -> None:
+    """Publish a command, riding through a NATS failover (a node restarting, a new leader).
+
+    Bounded by ``AGC_FAILOVER_TIMEOUT``; past it the error becomes a 503 (see
+    ``api/errors.py``) and the client may retry: the message id makes the retry the same
+    command.
+    """
+    await publish_retrying(
+        services.js,
+        subject,
+        payload,
+        msg_id,
+        within=services.settings.failover_timeout,
+        on_retry=lambda exc: log.info(
+            "command publish retried", subject=subject, error=type(exc).__name__
+        ),
+    )
 
 
 def ensure_live(record: SessionRecord) -> None:
@@ -279,10 +299,11 @@ async def send_chat(
         since = time.time() - DUPLICATE_WINDOW
     feed = await follow(services, record.session_id, after=None, since=since)
     try:
-        await services.js.publish(
+        await publish_command(
+            services,
             subjects.session_cmd(record.session_id, "chat"),
             encode_command(Chat(session_id=record.session_id, turn_id=turn_id, message=message)),
-            headers={"Nats-Msg-Id": turn_id},
+            turn_id,
         )
     except Exception:
         await feed.close()
@@ -340,9 +361,11 @@ async def collect_turn(feed: Subscription, turn_id: str, timeout: float) -> dict
 
 
 async def interrupt(services: Services, record: SessionRecord) -> None:
-    await services.js.publish(
+    await publish_command(
+        services,
         subjects.session_cmd(record.session_id, "interrupt"),
         encode_command(Interrupt(session_id=record.session_id)),
+        f"{record.session_id}:interrupt:{uuid.uuid4().hex}",
     )
 
 

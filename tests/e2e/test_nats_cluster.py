@@ -10,6 +10,7 @@ no event twice (message ids are unique per session) and the restarted node catch
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -19,6 +20,7 @@ import nats
 import pytest
 
 from agcluster.credentials import ensure_credentials
+from broker.retry import is_permanent
 from tests.modelserver.script import step, text
 from tests.modelserver.server import ModelServer
 from tests.support.stack import require_docker
@@ -54,7 +56,11 @@ def cluster(
 
 
 def js_call(up: Up, fn: Any) -> Any:
-    """Run ``fn(js)`` against the cluster with a client of its own."""
+    """Run ``fn(js)`` against the cluster with a client of its own.
+
+    Retried as any client of a cluster must: while a restarted node rejoins, the JetStream API
+    can time out or find no leader for a few seconds.
+    """
 
     async def run() -> Any:
         # The platform's NATS has users: log in as the API does (agcluster/credentials.py).
@@ -66,7 +72,14 @@ def js_call(up: Up, fn: Any) -> Any:
         finally:
             await nc.close()
 
-    return asyncio.run(run())
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return asyncio.run(run())
+        except (nats.errors.Error, TimeoutError) as exc:
+            if is_permanent(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def stream_cluster(up: Up, stream: str) -> dict[str, Any]:
@@ -86,7 +99,7 @@ def msg_ids(up: Up, sid: str) -> list[str]:
     """Every stored event of ``sid`` by its ``Nats-Msg-Id`` (a duplicate would repeat one)."""
 
     async def read(js: Any) -> list[str]:
-        sub = await js.subscribe(f"agc.evt.{sid}", ordered_consumer=True)
+        sub = await js.subscribe(f"agc.evt.{sid}", stream="AGC_EVT", ordered_consumer=True)
         ids: list[str] = []
         try:
             while True:
@@ -137,7 +150,7 @@ def test_soak_a_node_killed_mid_turn_loses_and_duplicates_nothing(
             chats.append(ChatStream(cluster, sid, key, f"round {rnd} {marker}"))
         following = list(followers.values())
         wait_until(
-            partial(all_streaming, following),
+            partial(all_streaming, following, chats),
             60,
             "deltas on every session",
         )
@@ -181,10 +194,41 @@ def _follower_of_both(up: Up) -> str:
     return next(n for n in ("nats-1", "nats-2", "nats-3") if n not in leaders)
 
 
-def all_streaming(followers: list[Follower]) -> bool:
+def all_streaming(followers: list[Follower], chats: list[ChatStream]) -> bool:
+    # A chat refused outright (e.g. a 5xx while a node restarts) would never stream: say so now.
+    failed = [c.error for c in chats if c.finished.is_set() and c.error is not None]
+    assert not failed, f"a chat request failed: {failed}"
     return all(sum(e.event == "text.delta" for e in f.events) >= 3 for f in followers)
+
+
+def _all_current(up: Up, stream: str) -> bool:
+    return all(stream_cluster(up, stream)["peers"].values())
 
 
 def _replicated(up: Up, stream: str) -> dict[str, Any] | None:
     info = stream_cluster(up, stream)
     return info if len(info["peers"]) == 2 and all(info["peers"].values()) else None
+
+
+def test_a_chat_sent_while_the_cluster_has_no_quorum_goes_through(
+    cluster: Up, shared_model_server: ModelServer
+) -> None:
+    """The API rides a chat through a failover (retrying NATS) instead of answering 5xx.
+
+    Two of three nodes die: until the supervisor has restarted one and the streams have a
+    leader again, no stream can take a command. The chat is sent inside that window.
+    """
+    key = f"sk-test-{uuid.uuid4().hex}"
+    sid = launch(cluster, key)
+    marker = shared_model_server.add_script("nc-quorum", [step(text("through the failover"))])
+    leader = str(stream_cluster(cluster, "AGC_CMD")["leader"])
+    other = next(n for n in ("nats-1", "nats-2", "nats-3") if n != leader)
+    pids = {name: cluster.kill(name) for name in (leader, other)}
+    with cluster.client(key) as c:
+        r = c.post(f"/api/agents/{sid}/chat", json={"message": f"now {marker}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == "through the failover"
+    for name, pid in pids.items():
+        wait_until(partial(cluster.restarted, name, pid), 10, f"{name} restarted")
+    for stream in ("AGC_CMD", "AGC_EVT"):
+        wait_until(partial(_all_current, cluster, stream), 30, f"every {stream} replica current")
