@@ -10,12 +10,17 @@ Keys (under the common prefix):
   request atomically before it sends an answer, so a decision is applied exactly once; a
   request that ended (answered, timed out, cancelled) is marked here too, so a late answer is
   a conflict (409), not an unknown request (404).
+- ``{p}:approvals:{sid}:grants`` set: the tools a person allowed "for this session". The owning
+  worker adds a tool once the runner applied such an answer (the tool comes from the request
+  the API claimed, never from what the container says), and hands the set to every fresh
+  runner of the session (a crashed runner's restart), so a grant outlives the runner.
 
-Both expire a week after their last write, like the session's events.
+All three expire a week after their last write, like the session's events.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any
@@ -26,12 +31,15 @@ from redis.asyncio import Redis
 _TTL_SECONDS = 7 * 24 * 3600
 
 # KEYS[1] pending, KEYS[2] claims; ARGV[1] request id, ARGV[2] claim value, ARGV[3] ttl.
+# Returns {code, the request's record}: the record rides along so the answer can name the
+# tool without a second round trip.
 _CLAIM = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 1 end
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return {1, ''} end
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return {0, ''} end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 2
+return {2, record}
 """
 # Release a claim only if it is still ours (the answer could not be sent).
 _UNCLAIM = """
@@ -46,6 +54,13 @@ class Claim(Enum):
     TAKEN = "taken"  # answered (or being answered) already, or ended
 
 
+class _Tool(msgspec.Struct):
+    tool: str = ""
+
+
+_tool_of = msgspec.json.Decoder(_Tool)
+
+
 class ApprovalStore:
     """Typed access to the pending approvals of sessions."""
 
@@ -58,6 +73,9 @@ class ApprovalStore:
 
     def _claims(self, sid: str) -> str:
         return f"{self.p}:approvals:{sid}:claims"
+
+    def _grants(self, sid: str) -> str:
+        return f"{self.p}:approvals:{sid}:grants"
 
     # -- the owning worker -----------------------------------------------------------------
     async def requested(self, sid: str, request_id: str, event_json: bytes) -> None:
@@ -85,9 +103,21 @@ class ApprovalStore:
             pipe.expire(self._pending(sid), _TTL_SECONDS)
         await pipe.execute()
 
+    async def grant(self, sid: str, tool: str) -> None:
+        """Remember that a person allowed ``tool`` for the rest of the session."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.sadd(self._grants(sid), tool)
+        pipe.expire(self._grants(sid), _TTL_SECONDS)
+        await pipe.execute()
+
+    async def grants(self, sid: str) -> list[str]:
+        """The tools allowed for the rest of the session, sorted (a fresh runner's start)."""
+        raw = await self.redis.smembers(self._grants(sid))
+        return sorted(t.decode() if isinstance(t, bytes) else str(t) for t in raw)
+
     async def forget(self, sid: str) -> None:
         """Drop everything of a session that ended."""
-        await self.redis.delete(self._pending(sid), self._claims(sid))
+        await self.redis.delete(self._pending(sid), self._claims(sid), self._grants(sid))
 
     # -- the API ---------------------------------------------------------------------------
     async def pending(self, sid: str) -> list[dict[str, Any]]:
@@ -106,9 +136,12 @@ class ApprovalStore:
             pipe.hlen(self._pending(sid))
         return {sid: int(n) for sid, n in zip(sids, await pipe.execute(), strict=True)}
 
-    async def claim(self, sid: str, request_id: str, claimant: str) -> Claim:
-        """Take the right to answer ``request_id``, atomically; only one caller ever gets OK."""
-        got = await self.redis.eval(
+    async def claim(self, sid: str, request_id: str, claimant: str) -> tuple[Claim, str]:
+        """Take the right to answer ``request_id``, atomically; only one caller ever gets OK.
+
+        Returns the outcome and, with OK, the tool of the claimed request.
+        """
+        code, record = await self.redis.eval(
             _CLAIM,
             2,
             self._pending(sid),
@@ -117,7 +150,12 @@ class ApprovalStore:
             claimant,
             _TTL_SECONDS,
         )
-        return {0: Claim.UNKNOWN, 1: Claim.TAKEN, 2: Claim.OK}[int(got)]
+        claim = {0: Claim.UNKNOWN, 1: Claim.TAKEN, 2: Claim.OK}[int(code)]
+        tool = ""
+        if claim is Claim.OK:
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                tool = _tool_of.decode(record).tool
+        return claim, tool
 
     async def unclaim(self, sid: str, request_id: str, claimant: str) -> None:
         """Give a claim back (the answer could not be sent), if it is still ``claimant``'s."""

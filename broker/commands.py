@@ -55,9 +55,16 @@ class Stop(Command, tag="stop"):
 
 
 class Approve(Command, tag="approve"):
-    """Answer a pending ``approval.requested`` (the API has already claimed it, once)."""
+    """Answer a pending ``approval.requested`` (the API has already claimed it, once).
+
+    The API sends it straight to the owning worker (core request on the session's ``approve``
+    RPC subject) and falls back to this command stream when no worker answers.
+    """
 
     answer: ApprovalAnswer
+    # The claimed request's tool as the platform recorded it: what a session-scoped allow
+    # grants (the worker persists it once the runner applied the answer).
+    tool: str = ""
 
 
 AnyCommand = Launch | Chat | Interrupt | Stop | Approve

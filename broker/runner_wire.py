@@ -42,6 +42,9 @@ class Init(RunnerCommand, tag="init"):
     approval_timeout: float = 600.0
     # The session's token for the sandbox's gateway and egress sockets (broker.sandbox_wire).
     gateway_token: str = ""
+    # Tools a person allowed "for this session" before this runner started (a restarted
+    # runner's session); from the platform's record, never from a container.
+    session_grants: list[str] = msgspec.field(default_factory=list)
 
 
 class Prestart(RunnerCommand, tag="prestart"):

@@ -8,6 +8,12 @@ session's end), then emits ``approval.resolved`` and gives the CLI its answer. T
 the worker, is the one waiting, so a request survives its worker: an adopting worker re-attaches
 and the answer it relays is applied here.
 
+An answer can reach the runner twice (the API's direct request to the worker timed out after
+the worker had relayed it, and the API then queued it on JetStream): the second copy carries
+the same ``answer_id`` and is dropped without a word. Tools allowed "for this session" start
+from :attr:`~broker.runner_wire.Init.session_grants`, which the worker reads from the
+platform's record, so a runner restarted after a crash does not ask about them again.
+
 Why a call needs asking is in the CLI's request (``decision_reason_type: "rule"`` for an ask
 rule), which the SDK (pinned 0.2.184) does not pass to the callback; :func:`tap_requests` reads
 it from the client's query object, as :mod:`runner.frames` reads raw frames. Without it every
@@ -69,6 +75,8 @@ class ApprovalGate:
         self._current_turn = current_turn
         self._pending: dict[str, _Pending] = {}
         self._session_allowed: set[str] = set()
+        # answer ids already applied (a relayed answer may arrive a second time).
+        self._applied: OrderedDict[str, None] = OrderedDict()
         # tool_use_id -> (turn_id, parent_tool_use_id) of calls the reader has seen.
         self._seen: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
         self._seen_waiters: dict[str, asyncio.Future[None]] = {}
@@ -78,6 +86,10 @@ class ApprovalGate:
     def set_timeout(self, timeout: float) -> None:
         """The session's timeout, once a pre-started runner is bound to its session."""
         self._timeout = timeout
+
+    def grant(self, tools: list[str]) -> None:
+        """Allow ``tools`` for the rest of the session without asking (the worker's record)."""
+        self._session_allowed.update(t for t in tools if t)
 
     # ------------------------------------------------------------------ feeding
     def tool_seen(self, event: ToolStarted) -> None:
@@ -168,6 +180,13 @@ class ApprovalGate:
     # ------------------------------------------------------------------ answers
     def answer(self, answer: ApprovalAnswer) -> None:
         """Apply a person's answer; a request no longer pending gets an error event instead."""
+        if answer.answer_id:
+            if answer.answer_id in self._applied:
+                log.info("answer %s arrived again; already applied", answer.answer_id)
+                return
+            self._applied[answer.answer_id] = None
+            while len(self._applied) > _REMEMBER:
+                self._applied.popitem(last=False)
         pending = self._pending.get(answer.request_id)
         if pending is None or pending.answer.done():
             self._emit(

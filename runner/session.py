@@ -98,6 +98,7 @@ class AgentSession:
             ask_unlisted=self._config.permissions.otherwise == "ask",
             current_turn=lambda: self._current.ctx.turn_id if self._current else None,
         )
+        self._approvals.grant(init.session_grants)
         # Chats not started yet, each already a turn so an interrupt can reach it.
         self._pending: deque[tuple[ChatIn, _Turn]] = deque()
         self._wakeup = asyncio.Event()
@@ -163,6 +164,7 @@ class AgentSession:
         self._init = init
         self._held = False
         self._approvals.set_timeout(init.approval_timeout)
+        self._approvals.grant(init.session_grants)
         if self._link is not None and init.gateway_token:
             self._link.bind(init.gateway_token)
         if self._connected_as is not None:

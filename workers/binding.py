@@ -51,9 +51,11 @@ def init_message(
     bound: Bound,
     mcp_env: dict[str, dict[str, str]],
     resume: str | None,
+    session_grants: list[str] | None = None,
 ) -> Init:
     """The first line a fresh runner reads: no model key, only the sandbox's token."""
     return Init(
+        session_grants=session_grants or [],
         session_id=sid,
         config=bound.config,
         gateway_token=bound.token,

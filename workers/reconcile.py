@@ -159,8 +159,17 @@ class Reconciler:
         if fresh_runner:
             # A new runner process: a new token.
             bound = await bind_sandbox(reg, sid, rec.sandbox, api_key, config)
+            # The restarted runner starts with the tools a person allowed for this session.
+            grants = await handle.approvals.grants()
             await handle.init(
-                init_message(reg.settings, sid, bound, mcp_env, resume=rec.sdk_session_id or None)
+                init_message(
+                    reg.settings,
+                    sid,
+                    bound,
+                    mcp_env,
+                    resume=rec.sdk_session_id or None,
+                    session_grants=grants,
+                )
             )
             await asyncio.wait_for(asyncio.shield(handle.ready), reg.settings.launch_timeout)
         else:

@@ -2,9 +2,15 @@
 
 An answer is claimed in Redis first (atomically: a second answer is a 409), then sent to the
 session's owner as an ``approve`` command; the runner that waits in ``can_use_tool`` applies it
-and emits ``approval.resolved``, which this route waits for (bounded). When the owner is away
-(a worker died and another has not adopted the session yet) the command waits in JetStream and
-the route answers 202: it is applied once the session has an owner again.
+and emits ``approval.resolved``, which this route waits for (bounded).
+
+The command goes the short way first: a core NATS request on the session's ``approve`` RPC
+subject, which the owning worker already subscribes to and answers as soon as it has written
+the answer to the runner (no JetStream store, no pull consumer between the person and the
+tool). When no worker answers (the owner died and another has not adopted the session yet) or
+it could not relay, the command is queued on JetStream like every other command and the route
+answers 202 if it is not applied in time: it is applied once the session has an owner again.
+Should both copies reach the runner, the second (same ``answer_id``) is dropped there.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ MAX_NAME_CHARS = 100
 MAX_INPUT_BYTES = 256 * 1024
 # Seconds an answer waits for the runner to apply it before the route says 202 (queued).
 APPLY_WAIT = 10.0
+# Seconds the owning worker has to confirm the direct path before the answer is queued.
+DIRECT_WAIT = 2.0
 
 
 class AnswerRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -100,7 +108,7 @@ async def answer(
     # Subscribed before the claim: the resolution cannot slip past between send and wait.
     sub = await services.nc.subscribe(subjects.events(sid))
     try:
-        claim = await store.claim(sid, request_id, f"{answer_id} {by}")
+        claim, tool = await store.claim(sid, request_id, f"{answer_id} {by}")
         if claim is Claim.UNKNOWN:
             raise NotFound(f"no pending approval request {request_id!r} in session {sid}")
         if claim is Claim.TAKEN:
@@ -117,16 +125,19 @@ async def answer(
                 by_name=(data.name or "").strip(),
                 answer_id=answer_id,
             ),
+            tool=tool,
         )
-        try:
-            await services.js.publish(
-                subjects.session_cmd(sid, "approve"),
-                encode_command(command),
-                headers={"Nats-Msg-Id": f"{sid}:approve:{request_id}"},
-            )
-        except Exception as exc:
-            await store.unclaim(sid, request_id, f"{answer_id} {by}")
-            raise Unavailable(f"cannot send the answer: {exc}") from exc
+        wire = encode_command(command)
+        if not await _send_direct(services, sid, wire):
+            try:
+                await services.js.publish(
+                    subjects.session_cmd(sid, "approve"),
+                    wire,
+                    headers={"Nats-Msg-Id": f"{sid}:approve:{request_id}"},
+                )
+            except Exception as exc:
+                await store.unclaim(sid, request_id, f"{answer_id} {by}")
+                raise Unavailable(f"cannot send the answer: {exc}") from exc
         outcome = await _await_outcome(sub, request_id)
     finally:
         with contextlib.suppress(Exception):
@@ -146,6 +157,32 @@ async def answer(
         return HTTP_200_OK, {**body, "status": "applied"}
     how = outcome.cause if outcome.type == "approval.resolved" else "no longer pending"
     raise Conflict(f"approval request {request_id!r} ended before the answer arrived ({how})")
+
+
+class _Relayed(msgspec.Struct):
+    ok: bool = False
+
+
+_relayed = msgspec.json.Decoder(_Relayed)
+
+
+async def _send_direct(services: Services, sid: str, data: bytes) -> bool:
+    """Hand the command to the owning worker over core NATS; True once it reached the runner.
+
+    False (no worker serves the session, it timed out or could not relay) sends the caller to
+    the durable path.
+    """
+    try:
+        reply = await services.nc.request(
+            subjects.session_rpc(sid, "approve"), data, timeout=DIRECT_WAIT
+        )
+        ok = _relayed.decode(reply.data).ok
+    except Exception as exc:  # no responders, timeout, a connection blip, a worker's error
+        log.info("direct answer path unavailable", session_id=sid, error=type(exc).__name__)
+        return False
+    if not ok:
+        log.info("worker could not relay the answer", session_id=sid, reply=reply.data[:200])
+    return ok
 
 
 async def _await_outcome(sub: Any, request_id: str) -> _Outcome | None:

@@ -18,7 +18,7 @@ import nats
 import pytest
 
 from broker import subjects
-from tests.e2e.test_lifecycle import session_info
+from tests.e2e.test_lifecycle import kill_runner, session_info
 from tests.modelserver.script import ToolUseBlock, text, tool_use
 from tests.modelserver.server import ModelServer
 from tests.support.sse import Sse
@@ -105,6 +105,16 @@ async def stored_events(stack: Stack, sid: str) -> list[dict[str, Any]]:
             except TimeoutError:
                 return out
             out.append(json.loads(msg.data))
+    finally:
+        await nc.close()
+
+
+async def commands_published(stack: Stack) -> int:
+    """How many commands JetStream's command stream has taken so far (its last sequence)."""
+    assert stack.nats is not None
+    nc = await nats.connect(stack.nats.url)
+    try:
+        return int((await nc.jetstream().stream_info(subjects.CMD_STREAM)).state.last_seq)
     finally:
         await nc.close()
 
@@ -256,3 +266,53 @@ def test_an_unanswered_request_is_denied_after_the_workers_timeout(
         assert pending(s, sid, api_key) == []
         late = answer(s, sid, api_key, resolved[0]["request_id"], decision="allow")
         assert late.status_code == 409, late.text
+
+
+def test_allow_for_the_session_survives_a_runner_crash(stack: Stack) -> None:
+    model: ModelServer = stack.model  # type: ignore[attr-defined]
+    api_key = key()
+    config = CONFIG | {"permissions": {"ask": ["Bash(echo:*)", "Write(//workspace/asked/**)"]}}
+    with stack.client() as c:
+        r = c.post("/api/agents/launch", json={"api_key": api_key, "config": config})
+    assert r.status_code == 200, r.text
+    sid = str(r.json()["session_id"])
+    try:
+        name = f"grant-{sid}"
+        marker = model.add_script(name, [[bash("echo before-the-crash")], [text("done")]])
+        chat = chat_in_background(stack, sid, api_key, f"go {marker}")
+        seen: set[str] = set()
+        req = next_request(stack, sid, api_key, seen)
+        commands_before = asyncio.run(commands_published(stack))
+        r = answer(stack, sid, api_key, req["request_id"], decision="allow", scope="session")
+        assert r.status_code == 200 and r.json()["status"] == "applied", r.text
+        # the owning worker took the answer on the direct path: nothing went through JetStream
+        assert asyncio.run(commands_published(stack)) == commands_before
+        events = finished(chat)
+        assert [e.data["output"] for e in events if e.event == "tool.completed"] == [
+            "before-the-crash"
+        ]
+
+        kill_runner(stack, sid, api_key)
+
+        name = f"grant-after-{sid}"
+        marker = model.add_script(
+            name,
+            [
+                [bash("echo after-the-crash")],
+                [tool_use("Write", {"file_path": "/workspace/asked/x.txt", "content": "x"})],
+                [text("done")],
+            ],
+        )
+        chat = chat_in_background(stack, sid, api_key, f"again {marker}")
+        # the restarted runner was not told to ask about Bash again; Write still asks
+        other = next_request(stack, sid, api_key, seen)
+        assert other["tool"] == "Write", other
+        r = answer(stack, sid, api_key, other["request_id"], decision="allow")
+        assert r.status_code == 200, r.text
+        events = finished(chat)
+        assert [e.data["tool"] for e in events if e.event == "approval.requested"] == ["Write"]
+        outputs = [e.data for e in events if e.event == "tool.completed"]
+        assert outputs[0]["output"] == "after-the-crash" and not outputs[0]["is_error"]
+        assert not outputs[1]["is_error"], outputs[1]
+    finally:
+        stack.delete(sid, api_key)

@@ -272,13 +272,7 @@ def test_runner_crash_comes_back_with_its_conversation(stack: Stack) -> None:
     try:
         with stack.client(k) as c:
             assert c.post(f"/api/agents/{sid}/chat", json={"message": "remember 4242"}).is_success
-        reader = EventReader(stack, sid, k, until="session.ready")
-        with stack.client(k) as c:
-            after = max(e.id or 0 for e in iter_sse_once(c, sid))
-        reader.start(after=after)
-        docker.from_env().containers.get(f"agc-{sid}").kill()  # the runner dies with its tini
-        ready = reader.wait(90)[-1]
-        assert ready.event == "session.ready" and ready.data["resumed"] is True
+        kill_runner(stack, sid, k)
         marker = model.add_script(f"resume-{sid}", [[text("It was 4242.")]])
         with stack.client(k) as c:
             r = c.post(f"/api/agents/{sid}/chat", json={"message": f"what was it? {marker}"})
@@ -286,6 +280,18 @@ def test_runner_crash_comes_back_with_its_conversation(stack: Stack) -> None:
         assert "remember 4242" in model.requests_for(f"resume-{sid}")[0].all_text
     finally:
         stack.delete(sid, k)
+
+
+def kill_runner(stack: Stack, sid: str, api_key: str) -> None:
+    """Kill the session's container (its runner dies with its tini); wait for the worker to
+    restart it with its conversation (a ``session.ready`` with ``resumed``)."""
+    reader = EventReader(stack, sid, api_key, until="session.ready")
+    with stack.client(api_key) as c:
+        after = max(e.id or 0 for e in iter_sse_once(c, sid))
+    reader.start(after=after)
+    docker.from_env().containers.get(f"agc-{sid}").kill()
+    ready = reader.wait(90)[-1]
+    assert ready.event == "session.ready" and ready.data["resumed"] is True
 
 
 def iter_sse_once(c: httpx.Client, sid: str) -> Iterator[Sse]:

@@ -27,8 +27,12 @@ async def test_many_concurrent_answers_only_one_wins(redis: Redis) -> None:
             for i, c in enumerate(clients)
         )
     )
-    assert results.count(Claim.OK) == 1 and results.count(Claim.TAKEN) == 19
-    assert await store.claim(SID, "apr-404", "x") is Claim.UNKNOWN
+    outcomes = [claim for claim, _ in results]
+    assert outcomes.count(Claim.OK) == 1 and outcomes.count(Claim.TAKEN) == 19
+    # the winner learns the claimed request's tool (what a session-scoped allow grants)
+    assert [tool for claim, tool in results if claim is Claim.OK] == ["Bash"]
+    assert {tool for claim, tool in results if claim is Claim.TAKEN} == {""}
+    assert await store.claim(SID, "apr-404", "x") == (Claim.UNKNOWN, "")
 
 
 async def test_resolution_makes_a_late_answer_a_conflict_and_unclaim_is_owner_only(
@@ -43,14 +47,14 @@ async def test_resolution_makes_a_late_answer_a_conflict_and_unclaim_is_owner_on
         "conv-ffffffffffffffff": 0,
     }
     await store.resolved(SID, "apr-a", "timeout")
-    assert await store.claim(SID, "apr-a", "late") is Claim.TAKEN
+    assert await store.claim(SID, "apr-a", "late") == (Claim.TAKEN, "")
     assert [p["request_id"] for p in await store.pending(SID)] == ["apr-b"]
 
-    assert await store.claim(SID, "apr-b", "mine") is Claim.OK
+    assert await store.claim(SID, "apr-b", "mine") == (Claim.OK, "Bash")
     await store.unclaim(SID, "apr-b", "someone-else")
-    assert await store.claim(SID, "apr-b", "again") is Claim.TAKEN
+    assert await store.claim(SID, "apr-b", "again") == (Claim.TAKEN, "")
     await store.unclaim(SID, "apr-b", "mine")
-    assert await store.claim(SID, "apr-b", "again") is Claim.OK
+    assert await store.claim(SID, "apr-b", "again") == (Claim.OK, "Bash")
 
 
 async def test_replace_makes_pending_exactly_the_runners_list(redis: Redis) -> None:
@@ -60,5 +64,18 @@ async def test_replace_makes_pending_exactly_the_runners_list(redis: Redis) -> N
     assert [p["request_id"] for p in await store.pending(SID)] == ["apr-live"]
     await store.replace(SID, [])
     assert await store.pending(SID) == []
+    await store.grant(SID, "Bash")
     await store.forget(SID)
     assert await redis.keys("t3:*") == []
+
+
+async def test_grants_are_a_set_that_ends_with_the_session(redis: Redis) -> None:
+    store = ApprovalStore(redis, prefix="t4")
+    assert await store.grants(SID) == []
+    for tool in ("Write", "Bash", "Write"):
+        await store.grant(SID, tool)
+    assert await store.grants(SID) == ["Bash", "Write"]
+    assert await store.grants("conv-ffffffffffffffff") == []
+    assert 0 < await redis.ttl(f"t4:approvals:{SID}:grants") <= 7 * 24 * 3600
+    await store.forget(SID)
+    assert await store.grants(SID) == []

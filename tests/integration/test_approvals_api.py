@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -20,7 +21,9 @@ from agcluster.procs import Service
 from api.agents import approvals
 from api.app import create_app
 from api.settings import ApiSettings
+from broker import subjects
 from broker.approvals import ApprovalStore
+from broker.commands import Approve, decode_command
 from broker.events import ApprovalRequested, encode_event
 from broker.sealing import Sealer
 from broker.state import SessionRecord, SessionStore
@@ -99,16 +102,34 @@ async def test_concurrent_answers_one_gets_through_the_rest_conflict(
 
 
 async def test_queued_when_no_owner_answers_and_a_second_answer_conflicts(
-    client: AsyncTestClient[Any], redis: Redis, session: str, monkeypatch: pytest.MonkeyPatch
+    client: AsyncTestClient[Any],
+    redis: Redis,
+    session: str,
+    nats_server: Service,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(approvals, "APPLY_WAIT", 0.5)
     rid = await pending_request(redis, session)
     r = await client.post(
         f"/api/agents/{session}/approvals/{rid}",
         headers=auth(),
-        json={"decision": "deny", "message": "no"},
+        json={"decision": "allow", "scope": "session"},
     )
     assert r.status_code == 202 and r.json()["status"] == "queued", r.text
+    # no worker answered the direct request: the answer waits in JetStream for the next owner,
+    # naming the claimed request's tool (what the session-scoped allow grants)
+    nc = await nats.connect(nats_server.url)
+    try:
+        stored = await nc.jetstream().get_last_msg(
+            subjects.CMD_STREAM, subjects.session_cmd(session, "approve")
+        )
+    finally:
+        await nc.close()
+    command = decode_command(stored.data or b"")
+    assert isinstance(command, Approve)
+    assert command.tool == "Bash" and command.answer.request_id == rid
+    assert (command.answer.decision, command.answer.scope) == ("allow", "session")
+    assert command.answer.answer_id == r.json()["answer_id"]
     again = await client.post(
         f"/api/agents/{session}/approvals/{rid}", headers=auth(), json={"decision": "allow"}
     )

@@ -131,6 +131,7 @@ class RunnerProcess:
         mcp_env: dict[str, dict[str, str]] | None = None,
         env: dict[str, str] | None = None,
         approval_timeout: float = 600.0,
+        session_grants: list[str] | None = None,
     ) -> None:
         self.send(
             Init(
@@ -142,6 +143,7 @@ class RunnerProcess:
                 resume=resume,
                 worker_id="worker-test",
                 approval_timeout=approval_timeout,
+                session_grants=session_grants or [],
             )
         )
 

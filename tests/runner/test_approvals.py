@@ -154,6 +154,44 @@ async def test_allow_for_the_session_asks_no_more_even_when_bypassing_permission
     assert await runner.stop() == 0
 
 
+async def test_grants_from_init_are_not_asked_again_and_a_repeated_answer_is_dropped(
+    start_runner: StartRunner, model_server: ModelServer
+) -> None:
+    # A runner restarted for a session starts with the platform's record of its grants.
+    runner = await start_runner()
+    secret = runner.workspace / "secrets" / "key.txt"
+    secret.parent.mkdir()
+    name = f"granted-{uuid.uuid4().hex[:6]}"
+    marker = model_server.add_script(
+        name,
+        [
+            [bash("echo granted-before")],
+            [tool_use("Write", {"file_path": str(secret), "content": "x"})],
+            [text("done")],
+        ],
+    )
+    config = asking(ask=["Bash(echo:*)", f"Write(/{runner.workspace}/secrets/**)"])
+    await runner.ready(model_server.base_url, config, session_grants=["Bash"])
+    turn_id = runner.chat(f"go {marker}")
+    req = (await runner.wait_for("approval.requested")).data
+    # Bash ran without asking; the other tool still asks
+    assert req["tool"] == "Write"
+    once = ApprovalAnswer(request_id=req["request_id"], decision="allow", answer_id="ans-1")
+    runner.send(ApproveIn(answer=once))
+    # the same answer relayed a second time (direct path and JetStream both delivered it)
+    runner.send(ApproveIn(answer=once))
+    events = await runner.turn(turn_id)
+    assert len(of(events, "approval.requested")) == 1
+    assert [(r["tool"], r["answer_id"]) for r in of(events, "approval.resolved")] == [
+        ("Write", "ans-1")
+    ]
+    assert next(d["output"] for d in of(events, "tool.completed")) == "granted-before"
+    assert secret.read_text() == "x"
+    # nothing complained about the repeat: it was dropped, not refused
+    assert not [e for e in runner.received if e.type == "error"]
+    assert await runner.stop() == 0
+
+
 async def test_an_unanswered_request_is_denied_after_the_timeout_with_a_message(
     start_runner: StartRunner, model_server: ModelServer
 ) -> None:
