@@ -24,10 +24,9 @@ from nats.aio.client import Client as NATS
 from playwright.async_api import Browser, Page, Route, async_playwright
 
 from agcluster.procs import Service
-from api.settings import ApiSettings
 from broker.events import SessionStopped
 from broker.streams import ensure_streams
-from tests.support.api_server import free_port, serve_api
+from tests.support.api_server import api_settings, free_port, serve_api
 from tests.support.scripted_session import create_session, publish, stored_seqs, turn
 
 pytestmark = [pytest.mark.browser]
@@ -96,13 +95,7 @@ async def test_eventsource_follows_and_resumes_across_an_api_restart(
 ) -> None:
     js = nc.jetstream()
     await ensure_streams(js)
-    settings = ApiSettings(
-        nats_url=nats_server.url,
-        redis_url=redis_server.url,
-        secret_key=secret_key,
-        config_dir=tmp_path / "configs",
-        web_dir=tmp_path / "no-web",
-    )
+    settings = api_settings(nats_server.url, redis_server.url, secret_key, tmp_path)
     sess = await create_session(redis_server.url, secret_key)
     sid = sess.session_id
     await publish(js, turn(sid, "turn-1", deltas=5))

@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 
 from agcluster.procs import Service
 from api.app import create_app
-from api.settings import ApiSettings
 from broker.sealing import Sealer
 from broker.state import SessionRecord, SessionStore
+from tests.support.api_server import api_settings
 
 OPERATOR_TOKEN = "op-token-for-tests"
 # Custom-config writes need the operator token (reads stay open).
@@ -33,12 +33,11 @@ PRESETS = {
 async def client(
     nats_server: Service, redis_server: Service, tmp_path: Path, secret_key: str
 ) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = ApiSettings(
-        nats_url=nats_server.url,
-        redis_url=redis_server.url,
-        secret_key=secret_key,
-        config_dir=tmp_path / "configs",
-        web_dir=tmp_path / "no-web",
+    settings = api_settings(
+        nats_server.url,
+        redis_server.url,
+        secret_key,
+        tmp_path,
         launch_timeout=2.0,
         operator_token=OPERATOR_TOKEN,
     )

@@ -28,7 +28,7 @@ from api.settings import ApiSettings
 from broker import subjects
 from broker.events import ErrorEvent, SessionStopped, TextDelta, TurnCompleted
 from broker.streams import ensure_streams
-from tests.support.api_server import ServedApi, serve_api
+from tests.support.api_server import ServedApi, api_settings, serve_api
 from tests.support.scripted_session import (
     ScriptedSession,
     answer_chats,
@@ -47,16 +47,9 @@ def settings(
     nats_server: Service, redis_server: Service, tmp_path: Path, secret_key: str
 ) -> Settings:
     def make(**overrides: Any) -> ApiSettings:
-        values: dict[str, Any] = {
-            "nats_url": nats_server.url,
-            "redis_url": redis_server.url,
-            "secret_key": secret_key,
-            "config_dir": tmp_path / "configs",
-            "web_dir": tmp_path / "no-web",
-            # Every viewer of a session holds its key: lift the per-key stream quota.
-            "max_streams_per_key": 1000,
-        }
-        return ApiSettings(**{**values, **overrides})
+        # Every viewer of a session holds its key: lift the per-key stream quota.
+        values: dict[str, Any] = {"max_streams_per_key": 1000, **overrides}
+        return api_settings(nats_server.url, redis_server.url, secret_key, tmp_path, **values)
 
     return make
 

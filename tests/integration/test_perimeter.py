@@ -35,6 +35,7 @@ from broker.connect import ConnectError, connect_nats, connect_redis, nats_auth
 from broker.settings import CommonSettings
 from broker.state import SessionStore
 from broker.streams import ensure_streams
+from tests.support.api_server import api_settings
 from tests.support.auth import start_nats_with_auth
 from tests.support.tls import make_ca_and_server_cert
 
@@ -240,13 +241,8 @@ async def test_nats_and_redis_over_tls_with_the_tests_own_ca(
 def _api_settings(
     nats_server: Service, redis_server: Service, tmp_path: Path, secret_key: str, **extra: Any
 ) -> ApiSettings:
-    return ApiSettings(
-        nats_url=nats_server.extra["url:api"],
-        redis_url=redis_server.url,
-        secret_key=secret_key,
-        config_dir=tmp_path / "configs",
-        web_dir=tmp_path / "no-web",
-        **extra,
+    return api_settings(
+        nats_server.extra["url:api"], redis_server.url, secret_key, tmp_path, **extra
     )
 
 

@@ -12,12 +12,28 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
 
 from api.app import create_app
 from api.settings import ApiSettings
+
+
+def api_settings(
+    nats_url: str, redis_url: str, secret_key: str, tmp_path: Path, **extra: Any
+) -> ApiSettings:
+    """The API's settings for a test's own NATS and Redis: no custom configs, no dashboard."""
+    return ApiSettings(
+        nats_url=nats_url,
+        redis_url=redis_url,
+        secret_key=secret_key,
+        config_dir=tmp_path / "configs",
+        web_dir=tmp_path / "no-web",
+        **extra,
+    )
 
 
 def free_port() -> int:

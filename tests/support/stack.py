@@ -205,7 +205,7 @@ class Stack:
                 proc.kill()
                 proc.wait(10)
         self.stop_api()
-        remove_containers(self.worker_ids)
+        remove_containers("agc.managed=1", worker_ids=self.worker_ids)
         # The workspaces the workers loop-mounted for those containers (workers/storage.py):
         # a mount left behind would keep the test's tmp dir from ever being removed.
         WorkspaceStorage(self.tmp / "storage").remove_all()
@@ -246,11 +246,12 @@ class Stack:
             c.delete(f"/api/agents/sessions/{sid}")
 
 
-def remove_containers(worker_ids: set[str]) -> None:
-    """Remove the containers (and volumes) these workers created; others are left alone."""
+def remove_containers(label: str, *, worker_ids: set[str] | None = None) -> None:
+    """Remove the agent containers (and their volumes) that carry ``label`` (``key=value``);
+    with ``worker_ids``, only those these workers created: others are left alone."""
     client = docker.from_env(timeout=30)
-    for c in client.containers.list(all=True, filters={"label": "agc.managed=1"}):
-        if c.labels.get("agc.worker", "") not in worker_ids:
+    for c in client.containers.list(all=True, filters={"label": label}):
+        if worker_ids is not None and c.labels.get("agc.worker", "") not in worker_ids:
             continue
         sid = c.labels.get("agc.session", "")
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):

@@ -6,7 +6,6 @@ Tests drive it only through what a user has: its exit status and output, ``<stat
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -19,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import docker
 import httpx
 
+from tests.support.stack import remove_containers
 from workers.storage import WorkspaceStorage
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,18 +176,7 @@ class Up:
                 self.proc.wait(10)
         if self._out is not None:
             self._out.close()
-        remove_cluster(self.env["AGC_CLUSTER"])
+        remove_containers(f"agc.cluster={self.env['AGC_CLUSTER']}")
         # The workspaces its workers loop-mounted (workers/storage.py): a mount left behind
         # would keep the test's tmp dir from ever being removed.
         WorkspaceStorage(self.state / "storage").remove_all()
-
-
-def remove_cluster(cluster: str) -> None:
-    client = docker.from_env(timeout=30)
-    for c in client.containers.list(all=True, filters={"label": f"agc.cluster={cluster}"}):
-        sid = c.labels.get("agc.session", "")
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            c.remove(force=True, v=True)
-        for vol in (f"agc-ws-{sid}", f"agc-home-{sid}"):
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                client.volumes.get(vol).remove(force=True)
