@@ -343,8 +343,11 @@ async def run(opts: Options) -> int:
         new, old = by.get(f"direct{suffix}"), by.get(f"queued{suffix}")
         if new and old:
             print(
-                f"direct vs queued (baseline){suffix or ', quiet'}: p50 {new['p50_ms']} vs "
-                f"{old['p50_ms']} ms, p95 {new['p95_ms']} vs {old['p95_ms']} ms",
+                f"direct vs queued (baseline){suffix or ', quiet'}: ->tool start p50 "
+                f"{new['p50_ms']} vs {old['p50_ms']} ms, p95 {new['p95_ms']} vs "
+                f"{old['p95_ms']} ms; ->applied p50 {new['applied_p50_ms']} vs "
+                f"{old['applied_p50_ms']} ms, p95 {new['applied_p95_ms']} vs "
+                f"{old['applied_p95_ms']} ms",
                 flush=True,
             )
     for setup in ("api", "api, load"):
