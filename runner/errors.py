@@ -13,14 +13,6 @@ and ``error_max_turns`` / ``error_during_execution`` / ... (a result subtype the
 
 from __future__ import annotations
 
-from claude_agent_sdk import (
-    ClaudeSDKError,
-    CLIConnectionError,
-    CLIJSONDecodeError,
-    ProcessError,
-    ResultError,
-)
-
 
 class RunnerError(Exception):
     """Base of the runner's own errors; ``code`` becomes the ``error`` event's code."""
@@ -46,6 +38,15 @@ class ConnectError(RunnerError):
 
 def classify(exc: BaseException) -> str:
     """Return the ``error`` event code for an exception raised by the SDK or the runner."""
+    # Imported here: this module is read before the SDK is (runner.early, at start-up).
+    from claude_agent_sdk import (
+        ClaudeSDKError,
+        CLIConnectionError,
+        CLIJSONDecodeError,
+        ProcessError,
+        ResultError,
+    )
+
     if isinstance(exc, RunnerError):
         return exc.code
     if isinstance(exc, ResultError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from pathlib import Path
 
 from broker.sandbox_wire import encode_preamble, splice
@@ -21,11 +22,36 @@ from broker.sandbox_wire import encode_preamble, splice
 log = logging.getLogger("runner.forwarder")
 
 
+def listen() -> socket.socket:
+    """A listening socket on 127.0.0.1 (an ephemeral port), made before any event loop.
+
+    Connections wait in its backlog until :meth:`Forwarder.start` serves it: the CLI can be
+    given the port before the runner's loop runs (:mod:`runner.early`).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(100)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 class Forwarder:
     """One loopback listener relaying to one unix socket with one preamble."""
 
-    def __init__(self, socket_path: Path, token: str, route: str) -> None:
+    def __init__(
+        self, socket_path: Path, token: str, route: str, listener: socket.socket | None = None
+    ) -> None:
+        """``listener``: a socket already listening on 127.0.0.1 (:func:`listen`)."""
         self.socket_path = socket_path
+        self._listener = listener
         self.route = route
         # No token yet (a warm-pool runner before its session): refuse here, see set_token.
         self._preamble = encode_preamble(token, route) if token else b""
@@ -38,8 +64,12 @@ class Forwarder:
         self._preamble = encode_preamble(token, self.route)
 
     async def start(self) -> int:
-        """Listen on 127.0.0.1 (an ephemeral port); return the port."""
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        """Listen on 127.0.0.1 (an ephemeral port, or the listener given); return the port."""
+        if self._listener is not None:
+            sock, self._listener = self._listener, None
+            self._server = await asyncio.start_server(self._relay, sock=sock)
+        else:
+            self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 

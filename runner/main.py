@@ -28,6 +28,7 @@ from broker.runner_wire import (
     decode_command,
 )
 from runner.buffer import ReplayBuffer
+from runner.early import EarlyCli, StartUp
 from runner.emitter import Emitter
 from runner.errors import ConfigError, describe
 from runner.session import AgentSession
@@ -40,8 +41,16 @@ log = logging.getLogger("runner")
 class Runner:
     """Dispatch protocol commands to the session and own the process's lifecycle."""
 
-    def __init__(self, settings: RunnerSettings, emitter: Emitter, stdin: StdinLines) -> None:
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        emitter: Emitter,
+        stdin: StdinLines,
+        early: EarlyCli | None = None,
+    ) -> None:
         self._settings = settings
+        # The CLI runner.early started for the first command, until a session takes it.
+        self._early = early
         self._emitter = emitter
         self._stdin = stdin
         self._session: AgentSession | None = None
@@ -146,7 +155,9 @@ class Runner:
             session_id=cmd.session_id, config=cmd.config, env=cmd.env, worker_id=cmd.worker_id
         )
         try:
-            session = AgentSession(init, self._settings, self.emit, prestart=True)
+            session = AgentSession(
+                init, self._settings, self.emit, prestart=True, early=self._take_early(init)
+            )
         except ConfigError as exc:
             self.emit(
                 SystemNotice(
@@ -184,7 +195,7 @@ class Runner:
             return
         self._session_id = init.session_id
         try:
-            session = AgentSession(init, self._settings, self.emit)
+            session = AgentSession(init, self._settings, self.emit, early=self._take_early(init))
         except ConfigError as exc:
             self.emit(
                 ErrorEvent(session_id=init.session_id, code=exc.code, message=str(exc), fatal=True)
@@ -260,6 +271,14 @@ class Runner:
             )
         )
 
+    def _take_early(self, init: Init) -> EarlyCli | None:
+        """The early CLI if it was started for this command; any other is killed."""
+        early, self._early = self._early, None
+        if early is not None and early.session_id != init.session_id:
+            early.discard()
+            return None
+        return early
+
     async def _retire(self, session: AgentSession) -> None:
         await session.finish()
         await session.disconnect()
@@ -270,6 +289,9 @@ class Runner:
         task.add_done_callback(self._tasks.discard)
 
     async def _shutdown(self) -> None:
+        if self._early is not None:
+            self._early.discard()
+            self._early = None
         session = self._session
         if session is not None:
             await session.finish()
@@ -282,20 +304,27 @@ class Runner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-async def _amain(settings: RunnerSettings, emitter: Emitter) -> int:
-    runner = Runner(settings, emitter, StdinLines(0))
+async def _amain(settings: RunnerSettings, emitter: Emitter, startup: StartUp) -> int:
+    stdin = StdinLines(0, read=startup.stdin, eof=startup.eof)
+    runner = Runner(settings, emitter, stdin, startup.cli)
     return await runner.run()
 
 
-def main() -> int:
-    """Run the runner process; return its exit code."""
+def main(startup: StartUp | None = None) -> int:
+    """Run the runner process; return its exit code.
+
+    ``startup``: what ``python -m runner`` did before the SDK was imported (runner.early).
+    """
     settings = RunnerSettings.from_env()
+    startup = startup or StartUp()
     # stderr only: stdout carries the protocol.
     configure_logging(settings.log_level, json=settings.log_json)
     writer = StdoutWriter(1)
     emitter = Emitter(writer, ReplayBuffer(settings.replay_buffer, settings.replay_buffer_bytes))
     log.info("runner starting boot_id=%s workspace=%s", emitter.boot_id, settings.workspace)
+    if startup.note:
+        log.info("start-up: %s", startup.note)
     try:
-        return asyncio.run(_amain(settings, emitter))
+        return asyncio.run(_amain(settings, emitter, startup))
     finally:
         writer.close()

@@ -21,12 +21,12 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-from claude_agent_sdk import ClaudeAgentOptions
 
 from broker.runner_wire import Init
 from broker.sandbox_wire import (
@@ -39,6 +39,10 @@ from broker.sandbox_wire import (
 from runner.forwarder import Forwarder
 from runner.settings import RunnerSettings
 
+if TYPE_CHECKING:
+    # Types only: runner.early reads this module before the SDK is imported.
+    from claude_agent_sdk import ClaudeAgentOptions
+
 log = logging.getLogger("runner.sandbox")
 
 # What the CLI holds instead of a key: the gateway ignores it and adds the session's key.
@@ -49,11 +53,12 @@ _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 
 def bundled_cli() -> str:
     """Path of the Claude Code CLI bundled with the SDK (else the one on PATH)."""
-    import claude_agent_sdk
-
-    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
-    if bundled.is_file():
-        return str(bundled)
+    # Found, not imported: importing the SDK takes ~0.3 s (runner.early runs before that).
+    spec = find_spec("claude_agent_sdk")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = Path(folder) / "_bundled" / "claude"
+        if bundled.is_file():
+            return str(bundled)
     found = shutil.which("claude")
     if found is None:
         raise FileNotFoundError("the Claude Code CLI is not installed")
@@ -66,6 +71,8 @@ class SandboxLink:
     def __init__(self, mount: Path, token: str) -> None:
         self.mount = mount
         self.token = token
+        # Listening sockets made before the event loop (runner.early), by route.
+        self.listeners: dict[str, socket.socket] = {}
         self.model: Forwarder | None = None
         self.egress: Forwarder | None = None
         self.mcp: dict[str, Forwarder] = {}
@@ -97,10 +104,20 @@ class SandboxLink:
     async def start(self, remote_mcp: list[str]) -> None:
         """Listen for the model, the proxy and each remote MCP server (idempotent)."""
         if self.model is None:
-            self.model = Forwarder(self.mount / GATEWAY_SOCKET, self.token, ROUTE_MODEL)
+            self.model = Forwarder(
+                self.mount / GATEWAY_SOCKET,
+                self.token,
+                ROUTE_MODEL,
+                self.listeners.pop(ROUTE_MODEL, None),
+            )
             await self.model.start()
         if self.egress is None:
-            self.egress = Forwarder(self.mount / EGRESS_SOCKET, self.token, ROUTE_EGRESS)
+            self.egress = Forwarder(
+                self.mount / EGRESS_SOCKET,
+                self.token,
+                ROUTE_EGRESS,
+                self.listeners.pop(ROUTE_EGRESS, None),
+            )
             await self.egress.start()
         for name in remote_mcp:
             if name not in self.mcp:
@@ -110,11 +127,7 @@ class SandboxLink:
 
     def env(self) -> dict[str, str]:
         assert self.model is not None and self.egress is not None
-        env = {"ANTHROPIC_BASE_URL": self.model.url, "ANTHROPIC_API_KEY": PLACEHOLDER_KEY}
-        env.update(dict.fromkeys(_PROXY_VARS, self.egress.url))
-        # The container's own loopback: the forwarders (and whatever the agent serves itself).
-        env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
-        return env
+        return link_env(self.model.url, self.egress.url)
 
     def mcp_url(self, name: str, url: str) -> str:
         fwd = self.mcp[name]
@@ -125,6 +138,18 @@ class SandboxLink:
         for fwd in (self.model, self.egress, *self.mcp.values()):
             if fwd is not None:
                 await fwd.close()
+        for sock in self.listeners.values():  # never served
+            sock.close()
+        self.listeners.clear()
+
+
+def link_env(model_url: str, egress_url: str) -> dict[str, str]:
+    """What the CLI's environment gets from a sandbox link whose forwarders listen there."""
+    env = {"ANTHROPIC_BASE_URL": model_url, "ANTHROPIC_API_KEY": PLACEHOLDER_KEY}
+    env.update(dict.fromkeys(_PROXY_VARS, egress_url))
+    # The container's own loopback: the forwarders (and whatever the agent serves itself).
+    env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
+    return env
 
 
 def remote_mcp_names(options: ClaudeAgentOptions) -> list[str]:
@@ -166,10 +191,15 @@ def confine(
         tmp.replace(path)
         changes["mcp_servers"] = str(path)
     if settings.agent_uid is not None:
-        env["AGC_AGENT_UID"] = str(settings.agent_uid)
-        env["AGC_CLI_PATH"] = str(options.cli_path or bundled_cli())
+        env.update(as_agent(settings, str(options.cli_path or bundled_cli())))
         changes["cli_path"] = str(AGENT_CLI)
     return dataclasses.replace(options, **changes)
+
+
+def as_agent(settings: RunnerSettings, cli: str) -> dict[str, str]:
+    """The environment runner/bin/agent-cli reads to start ``cli`` as the agent's uid."""
+    assert settings.agent_uid is not None
+    return {"AGC_AGENT_UID": str(settings.agent_uid), "AGC_CLI_PATH": cli}
 
 
 def private_scratch(settings: RunnerSettings) -> Path:

@@ -47,13 +47,16 @@ from broker.events import (
 from broker.runner_wire import ApprovalAnswer, ChatIn, Init
 from configs.model import AgentConfig
 from runner.approvals import ApprovalGate, tap_requests
+from runner.cli_config import agent_config, prepare_dirs
+from runner.early import EarlyCli
 from runner.errors import ConnectError, classify, describe
 from runner.frames import Frame, frames
-from runner.options import agent_config, build_options, prepare_dirs
+from runner.options import build_options
 from runner.sandbox import SandboxLink, confine, private_scratch, remote_mcp_names
 from runner.settings import RunnerSettings
 from runner.stderr_tail import StderrTail
 from runner.translate import Translator, TurnContext
+from runner.transport import StartedProcessTransport, sdk_launch
 
 log = logging.getLogger("runner.session")
 
@@ -75,12 +78,20 @@ class AgentSession:
     """Drive one SDK client for a session; all methods are called from the event loop."""
 
     def __init__(
-        self, init: Init, settings: RunnerSettings, emit: Emit, *, prestart: bool = False
+        self,
+        init: Init,
+        settings: RunnerSettings,
+        emit: Emit,
+        *,
+        prestart: bool = False,
+        early: EarlyCli | None = None,
     ) -> None:
         """Validate the config (raises ConfigError) and prepare; :meth:`start` connects.
 
         ``prestart`` (a warm-pool runner): connect, then announce ``runner.prestarted``
-        instead of ``session.ready``, which waits for :meth:`bind`.
+        instead of ``session.ready``, which waits for :meth:`bind`. ``early``: the CLI
+        :mod:`runner.early` started for this init; the first connect adopts it if the SDK
+        would have started it the same way (the session owns it from now on).
         """
         self.session_id = init.session_id
         self._init = init
@@ -115,6 +126,10 @@ class AgentSession:
             SandboxLink.for_prestart(settings) if prestart else SandboxLink.for_init(init, settings)
         )
         self._scratch: Path | None = None
+        self._early = early
+        if early is not None and self._link is not None:
+            # The forwarders serve the sockets whose ports the early CLI was given.
+            self._link.listeners, early.listeners = early.listeners, {}
         # Pre-started: session.ready is held until bind(); (model, resumed) once connected.
         self._held = prestart
         self._connected_as: tuple[str | None, bool] | None = None
@@ -271,6 +286,7 @@ class AgentSession:
 
     async def disconnect(self) -> None:
         """Close the SDK client (its CLI exits) and wait, bounded, for cleanup to finish."""
+        self.discard_early()
         client = self._client
         if client is not None:
             self._drop_client(client)
@@ -376,7 +392,7 @@ class AgentSession:
                 config=self._config,
             )
             options = await self._confine(options)
-            client = ClaudeSDKClient(options)
+            client = ClaudeSDKClient(options, transport=self._adopt_early(options))
             with warnings.catch_warnings():
                 # The SDK warns that whole-tool allow rules shadow can_use_tool; Claude Code
                 # still asks for calls an ask rule matches (deny > ask > allow, measured).
@@ -391,6 +407,44 @@ class AgentSession:
             raise ConnectError(describe(exc), detail) from exc
         log.info("SDK client connected in %.3fs (resume=%s)", time.monotonic() - started, resume)
         return client
+
+    def _adopt_early(self, options: ClaudeAgentOptions) -> StartedProcessTransport | None:
+        """A transport over the early CLI if it runs exactly as the SDK would start it, else
+        None (the SDK starts its own; the early one is killed). Used once, at the first connect.
+        """
+        early, self._early = self._early, None
+        if early is None:
+            return None
+        argv, env, cwd = sdk_launch(options)
+        differs = [
+            what
+            for what, same in (
+                ("command line", argv == early.argv),
+                ("environment", env == early.env),
+                ("working directory", cwd == early.cwd),
+                ("process", early.process.poll() is None),
+            )
+            if not same
+        ]
+        if differs:
+            log.warning(
+                "the CLI started early differs from the SDK's (%s); starting another",
+                ", ".join(differs),
+            )
+            early.discard()
+            return None
+        log.info(
+            "adopting the CLI started early (pid %d, %.3fs ago)",
+            early.process.pid,
+            time.monotonic() - early.started_at,
+        )
+        return StartedProcessTransport(early.process, options.stderr)
+
+    def discard_early(self) -> None:
+        """Kill an early CLI no connect adopted (the session ends before connecting)."""
+        early, self._early = self._early, None
+        if early is not None:
+            early.discard()
 
     async def _resolve_model(self, client: ClaudeSDKClient) -> str | None:
         configured = self._config.model or None

@@ -24,8 +24,10 @@ _READ_CHUNK = 1 << 16
 class StdinLines:
     """Read lines from a file descriptor on a daemon thread and hand them to the loop."""
 
-    def __init__(self, fd: int = 0) -> None:
+    def __init__(self, fd: int = 0, *, read: bytes = b"", eof: bool = False) -> None:
+        """``read``: what was read from ``fd`` before (:mod:`runner.early`), ``eof`` if it ended."""
         self._fd = fd
+        self._read, self._eof = read, eof
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -55,13 +57,12 @@ class StdinLines:
     def _run(self) -> None:
         pending = bytearray()
         while True:
-            try:
-                chunk = os.read(self._fd, _READ_CHUNK)
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                log.warning("stdin read failed: %s", exc)
+            if self._read:  # read before this thread started: those bytes come first
+                chunk, self._read = self._read, b""
+            elif self._eof:
                 chunk = b""
+            else:
+                chunk = self._read_chunk()
             if not chunk:
                 if pending:
                     self._put(bytes(pending))
@@ -74,6 +75,16 @@ class StdinLines:
                     return
                 start = end + 1
             del pending[:start]
+
+    def _read_chunk(self) -> bytes:
+        while True:
+            try:
+                return os.read(self._fd, _READ_CHUNK)
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                log.warning("stdin read failed: %s", exc)
+                return b""
 
 
 class StdoutWriter:
