@@ -11,7 +11,10 @@ server in this process, with the worker keeping a warm pool of the ``code-assist
 - burst: ``--burst`` launches of the pooled preset at once: every one must succeed, the
   misses fall back to cold launches, and the pool refills afterwards (seconds reported);
 - slot memory: each ready slot's container (cgroup memory less page cache) and the worker's
-  own figure from its heartbeat.
+  own figure from its heartbeat;
+- where a cold launch's time goes (p50 of each phase), from the container's own clock marks:
+  docker's created and started times and the runner's log lines (the CLI started early
+  while the SDK imported, the SDK imported, the SDK client connected).
 
 Every time is measured by this process around ``POST /api/agents/launch`` (request to
 ``running``), beside the API's ``launch_ms`` and the worker's ``warm`` flag from the response.
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -75,6 +80,49 @@ class Launched:
     seconds: float
     api_ms: int
     warm: bool
+    # Wall clock when the request was sent (the phases of a cold launch are measured from it).
+    sent_at: float = 0.0
+
+
+# The phases of a cold launch, in order (cold_phases reads them from the container).
+PHASES = (
+    "request -> container created",
+    "created -> process started",
+    "process -> CLI started (early)",
+    "process -> SDK imported",
+    "SDK client connect",
+    "connected -> running",
+)
+_CONNECTED = re.compile(r"SDK client connected in ([0-9.]+)s")
+_EARLY = re.compile(r"CLI started early \(pid \d+\) \(([0-9.]+) s after the process started")
+
+
+def _stamp(text: str) -> float:
+    """A docker timestamp (RFC 3339, nanoseconds) as epoch seconds."""
+    base, _, frac = text.rstrip("Z").partition(".")
+    when = dt.datetime.fromisoformat(base).replace(tzinfo=dt.UTC).timestamp()
+    return when + float(f"0.{frac or '0'}"[:8])
+
+
+def cold_phases(dc: docker.DockerClient, got: Launched) -> dict[str, float]:
+    """Seconds of each phase of one cold launch (missing marks are left out)."""
+    (c,) = dc.containers.list(all=True, filters={"label": f"agc.session={got.session_id}"})
+    created, started = _stamp(c.attrs["Created"]), _stamp(c.attrs["State"]["StartedAt"])
+    out = {PHASES[0]: created - got.sent_at, PHASES[1]: started - created}
+    imported = connected_at = None
+    for line in c.logs(timestamps=True, stdout=False, stderr=True).decode().splitlines():
+        stamp, _, text = line.partition(" ")
+        if (m := _EARLY.search(text)) is not None:
+            out[PHASES[2]] = float(m.group(1))
+        elif "runner starting" in text:
+            imported = _stamp(stamp)
+            out[PHASES[3]] = imported - started
+        elif (m := _CONNECTED.search(text)) is not None and connected_at is None:
+            connected_at = _stamp(stamp)
+            out[PHASES[4]] = float(m.group(1))
+    if connected_at is not None:
+        out[PHASES[5]] = got.sent_at + got.seconds - connected_at
+    return out
 
 
 def cold_config() -> dict[str, Any]:
@@ -86,6 +134,7 @@ def cold_config() -> dict[str, Any]:
 async def launch(http: httpx.AsyncClient, body: dict[str, Any]) -> Launched:
     # A key per launch, as many users would: per-key launch rates and quotas stay out of it.
     api_key = f"bench-key-{uuid.uuid4().hex}"
+    sent_at = time.time()
     t0 = time.monotonic()
     r = await http.post("/api/agents/launch", json={"api_key": api_key, **body})
     took = time.monotonic() - t0
@@ -93,7 +142,12 @@ async def launch(http: httpx.AsyncClient, body: dict[str, Any]) -> Launched:
         raise RuntimeError(f"launch failed: {r.status_code} {r.text[:500]}")
     out = r.json()
     return Launched(
-        out["session_id"], api_key, took, int(out.get("launch_ms") or 0), bool(out.get("warm"))
+        out["session_id"],
+        api_key,
+        took,
+        int(out.get("launch_ms") or 0),
+        bool(out.get("warm")),
+        sent_at,
     )
 
 
@@ -192,10 +246,12 @@ async def run(stack: Stack, opts: Options) -> dict[str, Any]:
         # Cold and warm launches interleaved, so both see the same machine.
         cold: list[Launched] = []
         warm: list[Launched] = []
+        phases: list[dict[str, float]] = []
         for i in range(max(opts.warm, opts.cold)):
             if i < opts.cold:
                 got = await launch(http, {"config": cold_config()})
                 cold.append(got)
+                phases.append(await asyncio.to_thread(cold_phases, dc, got))
                 await delete(http, dc, got)
             if i < opts.warm:
                 await wait_pool(http, opts.pool)
@@ -211,6 +267,12 @@ async def run(stack: Stack, opts: Options) -> dict[str, Any]:
             **figures([x.seconds for x in cold]),
             "hits": sum(x.warm for x in cold),
             "api_launch_ms_p50": percentile([x.api_ms for x in cold], 50),
+            # p50 of each phase in ms, and how many launches had its marks.
+            "phases_ms_p50": {
+                name: round(percentile([p[name] * 1000 for p in phases if name in p], 50), 1)
+                for name in PHASES
+            },
+            "phases_seen": {name: sum(name in p for p in phases) for name in PHASES},
         }
 
         # A burst: every launch succeeds, the pool's slots serve the first, the rest go cold.
@@ -278,6 +340,11 @@ def print_report(r: dict[str, Any]) -> None:
         f"memory per warm slot: {m['mean_docker']} MiB (docker, per slot {m['per_slot_docker']}); "
         f"worker's figure {m['per_slot_worker']} MiB; first fill {r['first_fill_s']} s"
     )
+    print(
+        "where a cold launch's time goes (p50 of each phase, ms; the CLI starts during the import):"
+    )
+    for name, ms in c["phases_ms_p50"].items():
+        print(f"  {name:34}{ms:>8}   (n={c['phases_seen'][name]})")
     print(f"targets: {r['targets_met']}")
     print(f"report: {r['out']}")
 
