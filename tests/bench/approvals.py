@@ -19,8 +19,10 @@ the whole answer path and the start of the tool (the shell's start included). Se
   an ``approve`` command published on JetStream for the worker's pull consumer: the path every
   answer took before, and still the fallback when no worker answers the direct request.
 
-Each setup runs quiet and then under load: ``--load`` processes (default: one per CPU) spin on
-the CPU meanwhile, as the other work on a shared machine does. Also printed: ``applied``, from
+Each setup runs quiet (nothing added to what else runs on the machine) and then under load:
+``--load`` processes (default: one per CPU) spin on the CPU meanwhile, as the other work on a
+shared machine does. The platform's setups take turns chat by chat, so a noisy moment falls on
+all of them alike. Also printed: ``applied``, from
 the client seeing the request to the runner applying the answer (the ``approval.resolved``
 stamp), which splits the figure into the answer's trip and the tool's own start; and
 ``event->client``, how long the request event took to reach the client after the runner stamped
@@ -70,7 +72,7 @@ PLATFORM = SETUPS[1:]
 
 @dataclass(frozen=True, kw_only=True)
 class Options:
-    rounds: int = 3
+    rounds: int = 5
     calls: int = 10
     load: int = field(default_factory=lambda: os.cpu_count() or 2)
     skip: frozenset[str] = frozenset()
@@ -78,7 +80,7 @@ class Options:
 
 def parse_args(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(prog="python -m tests.bench approvals", description=__doc__)
-    p.add_argument("--rounds", type=int, default=3, help="timed chats per setup (default 3)")
+    p.add_argument("--rounds", type=int, default=5, help="timed chats per setup (default 5)")
     p.add_argument("--calls", type=int, default=10, help="approvals per chat (default 10)")
     p.add_argument(
         "--load",
@@ -239,13 +241,17 @@ async def bench_platform(model: ModelServer, opts: Options) -> list[dict[str, An
                 for name in chosen:  # warm-up: one chat per path
                     await platform_rounds(http, events, sid, paths[name], model, opts, 1, Samples())
                 for loaded in (False, True):
+                    samples = {name: Samples() for name in chosen}
+                    with cpu_load(opts.load if loaded else 0):
+                        # Chat by chat in turn, so a noisy moment on a shared machine falls on
+                        # every path alike rather than on whichever ran then.
+                        for _ in range(opts.rounds):
+                            for name in chosen:
+                                await platform_rounds(
+                                    http, events, sid, paths[name], model, opts, 1, samples[name]
+                                )
                     for name in chosen:
-                        samples = Samples()
-                        with cpu_load(opts.load if loaded else 0):
-                            await platform_rounds(
-                                http, events, sid, paths[name], model, opts, opts.rounds, samples
-                            )
-                        rows.append(summary(f"{name}{', load' if loaded else ''}", samples))
+                        rows.append(summary(f"{name}{', load' if loaded else ''}", samples[name]))
             await http.delete(f"/api/agents/sessions/{sid}")
     return rows
 
