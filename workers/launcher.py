@@ -172,8 +172,12 @@ class Launcher:
                     return handle
             else:
                 reg.metrics.pool_claims.labels("cold").inc()
-        async with self._cold:
-            return await self._launch_cold(cmd, config, spec, api_key, mcp_env, t0)
+        reg.cold_launches += 1
+        try:
+            async with self._cold:
+                return await self._launch_cold(cmd, config, spec, api_key, mcp_env, t0)
+        finally:
+            reg.cold_launches -= 1
 
     async def _launch_cold(
         self,

@@ -125,10 +125,17 @@ class WarmPool:
                 self.log.warning("pool upkeep failed", error=str(exc) or type(exc).__name__)
                 made = False
             self.publish_metrics()
-            # Paced: one slot per pause while refilling, a slower check once full.
+            # Paced: one slot per pause while refilling (or waiting for cold launches to end),
+            # a slower check once full.
+            refilling = made or self.deferred
             await asyncio.sleep(
-                self.settings.pool_pause if made else max(self.settings.pool_pause, 2.0)
+                self.settings.pool_pause if refilling else max(self.settings.pool_pause, 2.0)
             )
+
+    @property
+    def deferred(self) -> bool:
+        """Whether a refill waits for this worker's cold launches (see fill_one)."""
+        return self.host.cold_launches > 0 and self.ready < self.size
 
     def publish_metrics(self) -> None:
         m = self.host.metrics
@@ -137,7 +144,14 @@ class WarmPool:
         m.pool_memory.set(self.memory_bytes())
 
     async def fill_one(self) -> bool:
-        """Start one slot for the emptiest target, if any lacks one; True if it made one."""
+        """Start one slot for the emptiest target, if any lacks one; True if it made one.
+
+        Not while this worker has cold launches in flight: a slot costs what a cold launch
+        costs (a container, the SDK import, the CLI's start), and a burst's misses, which
+        somebody waits for, come first (on 2 cores a refill alongside them slowed each).
+        """
+        if self.host.cold_launches:
+            return False
         # Slots count against the worker's room: the pool never crowds out sessions.
         busy = len(self.host.sessions)
         if len(self.slots) + len(self._making) + busy >= self.settings.max_sessions:

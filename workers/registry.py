@@ -66,6 +66,9 @@ class Registry:
         self.running = True
         # The warm pool (workers/pool.py), when AGC_POOL_SIZE and AGC_POOL_CONFIGS ask for one.
         self.pool: WarmSlots | None = None
+        # Cold launches in flight, started or waiting for a turn (workers/launcher.py): the
+        # pool refills after them, so a slot nobody waits for never slows one somebody does.
+        self.cold_launches = 0
         # The sandbox boundary this worker serves: sockets, model gateway, egress proxy.
         self.sandbox = SandboxService(
             settings.run_dir,

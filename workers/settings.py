@@ -68,7 +68,13 @@ class WorkerSettings(CommonSettings):
         ),
     )
     max_sessions: int = Field(50, description="Most sessions this worker runs at once.")
-    launch_concurrency: int = Field(4, description="Launches this worker handles in parallel.")
+    launch_concurrency: int = Field(
+        4,
+        description=(
+            "Cold launches (a new container) this worker starts at once; a warm-pool launch "
+            "never waits for one of these turns."
+        ),
+    )
     # Not AGC_LAUNCH_TIMEOUT: that is the API's (how long a client's launch may take in all).
     runner_ready_timeout: float = Field(
         90.0, description="Seconds a runner has to become ready once its container started."

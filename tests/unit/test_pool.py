@@ -280,7 +280,8 @@ async def test_a_restarted_worker_removes_the_slots_it_left_and_makes_new_ones(e
 
 async def test_a_warm_launch_never_waits_behind_cold_ones(env: Env) -> None:
     """A burst through the real work queue: cold launches fill every launch turn and hang in
-    their container's creation; the warm launch published after them is running anyway."""
+    their container's creation; the warm launch published after them is running anyway, and
+    the pool refills once the cold launches are done."""
     w = await env.worker(
         "w-a", loops=True, pool_size=1, pool_configs=PRESET, pool_pause=0.01, launch_concurrency=2
     )
@@ -330,6 +331,9 @@ async def test_a_warm_launch_never_waits_behind_cold_ones(env: Env) -> None:
         # Meanwhile no cold launch got further, and none jumped the turns.
         assert len(creating) == 2
         assert [await env.status(sid) for sid in cold] == ["starting"] * 4
+        # The pool's refill waits for the cold launches somebody waits for.
+        assert w.registry.cold_launches == 4
+        assert not await pool.fill_one() and pool.ready == 0
     finally:
         release.set()
 
@@ -340,3 +344,6 @@ async def test_a_warm_launch_never_waits_behind_cold_ones(env: Env) -> None:
     for sid in cold:
         rec = await env.store.get(sid)
         assert rec is not None and rec.status == "running" and rec.launch == "cold"
+    # Then it refills.
+    await until(lambda: pool.ready == 1)
+    assert w.registry.cold_launches == 0
