@@ -20,13 +20,13 @@ from redis.asyncio import Redis
 from agcluster.procs import Service
 from api.agents import approvals
 from api.app import create_app
-from api.settings import ApiSettings
 from broker import subjects
 from broker.approvals import ApprovalStore
 from broker.commands import Approve, decode_command
 from broker.events import ApprovalRequested, encode_event
 from broker.sealing import Sealer
 from broker.state import SessionRecord, SessionStore
+from tests.support.api_server import api_settings
 
 KEY = "sk-ant-approvals-owner"
 
@@ -35,13 +35,7 @@ KEY = "sk-ant-approvals-owner"
 async def client(
     nats_server: Service, redis_server: Service, tmp_path: Path, secret_key: str
 ) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = ApiSettings(
-        nats_url=nats_server.url,
-        redis_url=redis_server.url,
-        secret_key=secret_key,
-        config_dir=tmp_path / "configs",
-        web_dir=tmp_path / "no-web",
-    )
+    settings = api_settings(nats_server.url, redis_server.url, secret_key, tmp_path)
     async with AsyncTestClient(app=create_app(settings)) as c:
         yield c
 
