@@ -97,9 +97,10 @@ def begin(settings: RunnerSettings, fd: int = 0, wait: float = FIRST_COMMAND_WAI
     """Read the first command from ``fd`` (up to ``wait`` seconds); start its CLI if it can."""
     t0 = time.monotonic()
     out = _begin(settings, fd, wait)
-    # Seconds since the interpreter started (what a cold launch pays before the CLI starts).
-    since = time.monotonic() - _process_start()
-    out.note += f" ({round(since, 3)} s after the process started, {round(time.monotonic() - t0, 3)} s here)"
+    # Since the interpreter started: what a cold launch pays before the CLI starts.
+    now = time.monotonic()
+    since, here = round(now - _process_start(), 3), round(now - t0, 3)
+    out.note += f" ({since} s after the process started, {here} s here)"
     return out
 
 
