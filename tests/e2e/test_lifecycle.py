@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,17 @@ def slow_text_script(model: ModelServer, name: str, chunks: int = 30, delay: flo
     return model.add_script(name, [step(text(words, chunk=4), delay=delay)])
 
 
+def _kept_first_block(messages: list[dict[str, Any]]) -> bool:
+    """A model request carrying the complete block of the cut response as the assistant's."""
+    said = [m for m in messages if m.get("role") == "assistant"]
+    return bool(said) and [c.get("text") for c in said[-1]["content"]] == ["First block."]
+
+
+def _cut_after_a_complete_block(reader: EventReader) -> bool:
+    kinds = [e.event for e in reader.events]
+    return "message" in kinds and kinds[kinds.index("message") :].count("text.delta") >= 3
+
+
 def assert_exactly_once(events: list[Sse]) -> None:
     ids = event_ids(events)
     assert ids == sorted(ids) and len(ids) == len(set(ids)), ids
@@ -218,19 +230,36 @@ def test_worker_killed_mid_turn_its_sessions_are_adopted_with_nothing_lost(
         k = key()
         sid = s.launch(k)
         owner = session_info(s, sid, k)["owner_worker"]
-        marker = slow_text_script(model_server, f"kill-{sid}")
+        words = " ".join(f"w{i:02d}" for i in range(30))
+        # Two text blocks: the first is complete before the cut, the second is cut mid-stream.
+        # The CLI keeps the complete block, drops the partial one and asks the model to resume
+        # (a new request whose last user message is its own note, so the server echoes it).
+        marker = model_server.add_script(
+            f"kill-{sid}", [step(text("First block."), text(words, chunk=4), delay=0.1)]
+        )
         reader = EventReader(s, sid, k).start()
         fire_chat(s, sid, k, f"talk {marker}")
-        wait_until(lambda: sum(e.event == "text.delta" for e in reader.events) >= 3, 60, "deltas")
+        wait_until(partial(_cut_after_a_complete_block, reader), 60, "a block, then deltas")
         s.stop_worker(owner, kill=True)
         events = reader.wait(60)
         assert_exactly_once(events)
-        turn = [e for e in events if e.data.get("turn_id") == events[-1].data["turn_id"]]
-        # The dead worker's gateway cut the model stream and the CLI sent it again: a
-        # client drops the cut partial text at stream.retry, as streamed_text does.
-        streamed = streamed_text(turn)
-        full = next(e.data["text"] for e in turn if e.event == "message")
-        assert streamed == full == " ".join(f"w{i:02d}" for i in range(30))
+        turn_id = events[-1].data["turn_id"]
+        turn = [e for e in events if e.data.get("turn_id") == turn_id]
+        # The dead worker's gateway cut the model stream and the CLI asked the model to resume:
+        # a client drops the cut partial text at stream.retry and keeps the complete block,
+        # exactly as the CLI's own conversation does.
+        assert any(e.event == "stream.retry" for e in turn)
+        assert any(_kept_first_block(r.messages) for r in model_server.requests), "no resume"
+        answer = [e.data["text"] for e in turn if e.event == "message"][-1]
+        assert answer.startswith("Echo: ") and "cut off" in answer
+        assert streamed_text(turn) == "First block." + answer
+        with s.client(k) as c:
+            (done,) = [
+                t
+                for t in c.get(f"/api/agents/{sid}/history").json()["turns"]
+                if t["turn_id"] == turn_id
+            ]
+        assert done["assistant"] == ["First block.", answer]
         new_owner = session_info(s, sid, k)["owner_worker"]
         assert new_owner != owner and new_owner in s.workers
         with s.client(k) as c:
