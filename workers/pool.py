@@ -68,6 +68,8 @@ class WarmPool:
         self.targets: dict[str, Target] = {}
         self.image_id = ""
         self._making: set[str] = set()
+        # Set when a launch takes a slot: the loop refills without waiting out its pause.
+        self._claimed = asyncio.Event()
         self.log = log.bind(worker_id=host.worker_id)
 
     @property
@@ -128,9 +130,11 @@ class WarmPool:
             # Paced: one slot per pause while refilling (or waiting for cold launches to end),
             # a slower check once full.
             refilling = made or self.deferred
-            await asyncio.sleep(
-                self.settings.pool_pause if refilling else max(self.settings.pool_pause, 2.0)
-            )
+            pause = self.settings.pool_pause if refilling else max(self.settings.pool_pause, 2.0)
+            # A claim (take) cuts the slower check short: the refill starts at once.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._claimed.wait(), pause)
+            self._claimed.clear()
 
     @property
     def deferred(self) -> bool:
@@ -283,6 +287,7 @@ class WarmPool:
         self.slots.pop(sid, None)
         if rec is None:
             return None
+        self._claimed.set()
         current = await self.host.provider.image_id(self.settings.agent_image)
         if rec.image_id != current:
             self.log.info("claimed slot is stale (image rebuilt)", session_id=sid)
