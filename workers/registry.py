@@ -29,7 +29,7 @@ from workers.providers.base import Provider
 from workers.rpc import RpcRouter
 from workers.sandbox.egress import Denial
 from workers.sandbox.policy import parse_test_hosts
-from workers.sandbox.pricing import ModelUsage
+from workers.sandbox.pricing import ModelUsage, PriceTable
 from workers.sandbox.service import SandboxService
 from workers.session import SessionHandle
 from workers.settings import WorkerSettings
@@ -76,6 +76,7 @@ class Registry:
             persist=self._record_usage,
             on_denied=self._egress_denied,
             test_hosts=parse_test_hosts(settings.egress_test_hosts),
+            prices=PriceTable(settings.model_prices),
         )
         self.rpc = RpcRouter(self)
         register_file_ops(self.rpc)

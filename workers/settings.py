@@ -152,6 +152,14 @@ class WorkerSettings(CommonSettings):
             "competes with launches for the CPU all at once)."
         ),
     )
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description=(
+            "Prices the gateway's cost figures use, added to and overriding the built-in "
+            'table: JSON `{"model id prefix": [input, output]}` in USD per million tokens, '
+            'e.g. `{"claude-opus-5": [5, 25]}`. The longest matching prefix wins.'
+        ),
+    )
     metrics_port: int = Field(
         0, description="Port of this worker's Prometheus `/metrics` on 127.0.0.1 (0: off)."
     )

@@ -38,7 +38,7 @@ from broker.sandbox_wire import (
 )
 from workers.sandbox.meter import UsageMeter
 from workers.sandbox.policy import EgressDenied, Resolver
-from workers.sandbox.pricing import ModelUsage, price_of
+from workers.sandbox.pricing import ModelUsage
 from workers.sandbox.registry import Binding, McpRoute, SandboxRegistry
 
 log = structlog.get_logger("agc.gateway")
@@ -89,7 +89,6 @@ class Gateway:
         self._resolver = resolver or Resolver()
         self._max_body = max_body
         self._preamble_timeout = preamble_timeout
-        self._unpriced: set[str] = set()
         # The operator's model API: their environment's proxy settings apply.
         self._model = httpx.AsyncClient(
             timeout=httpx.Timeout(connect=15.0, read=600.0, write=60.0, pool=30.0),
@@ -134,11 +133,7 @@ class Gateway:
         usage = meter.take()
         if usage.is_zero():
             return
-        model = meter.model or "unknown"
-        if model not in self._unpriced and not price_of(model).known:
-            self._unpriced.add(model)
-            log.warning("gateway: no price for this model, using the default", model=model)
-        self._on_usage(binding.session_id, model, usage)
+        self._on_usage(binding.session_id, meter.model or "unknown", usage)
 
 
 class _Connection:

@@ -2,12 +2,14 @@
 
 Prices are US dollars per million tokens (Anthropic's list prices). A cache write costs 1.25x
 the input price (5-minute cache), a cache read 0.1x. A model id is matched by its longest
-known prefix; an unknown model (a test server, a new model) is priced like Sonnet, and the
-gateway logs that once per model.
+known prefix. The operator adds or corrects prices with ``AGC_MODEL_PRICES`` (a model newer
+than this table, a negotiated rate); a model still unknown is priced like Sonnet, and the
+worker logs that once per model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -28,7 +30,6 @@ PRICES: dict[str, tuple[float, float]] = {
 DEFAULT_PRICE = (3.0, 15.0)
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.1
-_BY_LENGTH = sorted(PRICES, key=len, reverse=True)
 
 
 class ModelUsage(msgspec.Struct, kw_only=True):
@@ -74,21 +75,40 @@ class Price:
     known: bool
 
 
+class PriceTable:
+    """The built-in prices with the operator's added on top (theirs win for the same prefix)."""
+
+    def __init__(self, overrides: Mapping[str, tuple[float, float]] | None = None) -> None:
+        self._prices = {**PRICES, **dict(overrides or {})}
+        self._by_length = sorted(self._prices, key=len, reverse=True)
+
+    def price_of(self, model: str) -> Price:
+        """Return the price of ``model`` (longest known prefix, else the default)."""
+        for prefix in self._by_length:
+            if model.startswith(prefix):
+                pin, pout = self._prices[prefix]
+                return Price(model, pin, pout, True)
+        return Price(model, *DEFAULT_PRICE, False)
+
+    def cost_usd(self, model: str, usage: ModelUsage) -> float:
+        """Return what ``usage`` of ``model`` costs in US dollars."""
+        p = self.price_of(model)
+        return (
+            usage.input_tokens * p.input
+            + usage.output_tokens * p.output
+            + usage.cache_creation_input_tokens * p.input * CACHE_WRITE_FACTOR
+            + usage.cache_read_input_tokens * p.input * CACHE_READ_FACTOR
+        ) / 1_000_000
+
+
+LIST_PRICES = PriceTable()
+
+
 def price_of(model: str) -> Price:
-    """Return the price of ``model`` (longest known prefix, else the default)."""
-    for prefix in _BY_LENGTH:
-        if model.startswith(prefix):
-            pin, pout = PRICES[prefix]
-            return Price(model, pin, pout, True)
-    return Price(model, *DEFAULT_PRICE, False)
+    """Return the list price of ``model`` (longest known prefix, else the default)."""
+    return LIST_PRICES.price_of(model)
 
 
 def cost_usd(model: str, usage: ModelUsage) -> float:
-    """Return what ``usage`` of ``model`` costs in US dollars."""
-    p = price_of(model)
-    return (
-        usage.input_tokens * p.input
-        + usage.output_tokens * p.output
-        + usage.cache_creation_input_tokens * p.input * CACHE_WRITE_FACTOR
-        + usage.cache_read_input_tokens * p.input * CACHE_READ_FACTOR
-    ) / 1_000_000
+    """Return what ``usage`` of ``model`` costs at list prices, in US dollars."""
+    return LIST_PRICES.cost_usd(model, usage)

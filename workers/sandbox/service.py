@@ -24,7 +24,7 @@ from workers.sandbox.egress import Denial, EgressProxy
 from workers.sandbox.gateway import Gateway
 from workers.sandbox.host import SandboxHost, new_sandbox_name
 from workers.sandbox.policy import EgressPolicy, Resolver
-from workers.sandbox.pricing import ModelUsage, cost_usd
+from workers.sandbox.pricing import LIST_PRICES, ModelUsage, PriceTable
 from workers.sandbox.registry import Binding, McpRoute, SandboxRegistry, new_token, token_hash
 
 log = structlog.get_logger("agc.sandbox")
@@ -62,8 +62,11 @@ class SandboxService:
         persist: Persist,
         on_denied: OnDenied,
         test_hosts: Mapping[str, tuple[str, int]] | None = None,
+        prices: PriceTable = LIST_PRICES,
     ) -> None:
         self.registry = SandboxRegistry()
+        self._prices = prices
+        self._unpriced: set[str] = set()
         resolver = Resolver(dict(test_hosts or {}))
         self.gateway = Gateway(
             self.registry, upstream=upstream, resolver=resolver, on_usage=self._on_usage
@@ -130,7 +133,12 @@ class SandboxService:
 
     # -- usage ---------------------------------------------------------------------------
     def _on_usage(self, session_id: str, model: str, usage: ModelUsage) -> None:
-        cost = cost_usd(model, usage)
+        if model not in self._unpriced and not self._prices.price_of(model).known:
+            self._unpriced.add(model)
+            log.warning(
+                "no price for this model, using the default (set AGC_MODEL_PRICES)", model=model
+            )
+        cost = self._prices.cost_usd(model, usage)
         meter = self._meters.setdefault(session_id, _Meter())
         meter.usage = meter.usage.plus(usage)
         meter.cost += cost
