@@ -243,12 +243,14 @@ async def run(stack: Stack, opts: Options) -> dict[str, Any]:
             ),
         }
 
-        # Cold and warm launches interleaved, so both see the same machine.
+        # Cold and warm launches interleaved, so both see the same machine; each once the pool
+        # is full again, so neither shares the machine with a slot being made (the burst does).
         cold: list[Launched] = []
         warm: list[Launched] = []
         phases: list[dict[str, float]] = []
         for i in range(max(opts.warm, opts.cold)):
             if i < opts.cold:
+                await wait_pool(http, opts.pool)
                 got = await launch(http, {"config": cold_config()})
                 cold.append(got)
                 phases.append(await asyncio.to_thread(cold_phases, dc, got))
