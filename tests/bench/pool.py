@@ -16,6 +16,11 @@ server in this process, with the worker keeping a warm pool of the ``code-assist
   docker's created and started times and the runner's log lines (the CLI started early
   while the SDK imported, the SDK imported, the SDK client connected).
 
+With ``--baseline-rev REV``, the same run first measures cold launches of the platform as it
+was at commit ``REV`` (a worker without a pool, on an image made from this one with the
+runner, broker and configs of ``REV`` and the base image's standard library as it was), for the
+cold launch's before and after side by side.
+
 Every time is measured by this process around ``POST /api/agents/launch`` (request to
 ``running``), beside the API's ``launch_ms`` and the worker's ``warm`` flag from the response.
 Figures go to stdout and to ``$AGC_STATE_DIR/bench/pool.json`` (``.agc/`` by default).
@@ -30,6 +35,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -59,6 +65,7 @@ class Options:
     cold: int = 8
     burst: int = 20
     pool: int = 2
+    baseline_rev: str = ""
     out: Path = Path(os.environ.get("AGC_STATE_DIR", REPO / ".agc")) / "bench" / "pool.json"
 
 
@@ -68,9 +75,92 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--cold", type=int, default=Options.cold, help="cold launches")
     p.add_argument("--burst", type=int, default=Options.burst, help="launches at once")
     p.add_argument("--pool", type=int, default=Options.pool, help="AGC_POOL_SIZE")
+    p.add_argument(
+        "--baseline-rev", default="", help="also measure cold launches as of this git commit"
+    )
     p.add_argument("--out", type=Path, default=Options.out, help="JSON report path")
     a = p.parse_args(argv)
-    return Options(warm=a.warm, cold=a.cold, burst=a.burst, pool=a.pool, out=a.out)
+    return Options(
+        warm=a.warm,
+        cold=a.cold,
+        burst=a.burst,
+        pool=a.pool,
+        baseline_rev=a.baseline_rev,
+        out=a.out,
+    )
+
+
+BASELINE_DOCKERFILE = """
+FROM agcluster-base:bookworm AS base
+FROM {image}
+USER root
+# The standard library as the base image has it (bytecode for only a few of its modules).
+RUN rm -rf /usr/lib/python3.11
+COPY --from=base /usr/lib/python3.11 /usr/lib/python3.11
+RUN rm -rf /opt/agc/runner /opt/agc/broker /opt/agc/configs
+COPY agc/ /opt/agc/
+RUN /opt/venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /opt/agc >/dev/null
+USER agent
+"""
+
+
+def baseline_image(rev: str) -> str:
+    """An image of the platform's cold path as of ``rev`` (built once, then reused)."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    tag = f"agcluster-agent:before-{commit[:12]}"
+    dc = docker.from_env()
+    try:
+        dc.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    with tempfile.TemporaryDirectory(prefix="agc-baseline-") as ctx:
+        (Path(ctx) / "agc").mkdir()
+        archive = subprocess.run(
+            ["git", "archive", commit, "runner", "broker", "configs"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(Path(ctx) / "agc")], input=archive, check=True)
+        (Path(ctx) / "Dockerfile").write_text(BASELINE_DOCKERFILE.format(image=IMAGE))
+        subprocess.run(
+            ["docker", "build", "-q", "--network", "none", "-t", tag, ctx],
+            check=True,
+            capture_output=True,
+        )
+    return tag
+
+
+async def run_baseline(stack: Stack, n: int) -> dict[str, Any]:
+    """``n`` cold launches on the worker running now (the baseline image, no pool)."""
+    dc = docker.from_env()
+    got: list[Launched] = []
+    phases: list[dict[str, float]] = []
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=300.0) as http:
+        for _ in range(n):
+            one = await launch(http, {"config": cold_config()})
+            got.append(one)
+            phases.append(await asyncio.to_thread(cold_phases, dc, one))
+            await delete(http, dc, one)
+    return {**figures([x.seconds for x in got]), **phase_figures(phases)}
+
+
+def phase_figures(phases: list[dict[str, float]]) -> dict[str, Any]:
+    """p50 of each phase in ms, and how many launches had its marks."""
+    return {
+        "phases_ms_p50": {
+            name: round(percentile([p[name] * 1000 for p in phases if name in p], 50), 1)
+            for name in PHASES
+        },
+        "phases_seen": {name: sum(name in p for p in phases) for name in PHASES},
+    }
 
 
 @dataclass(frozen=True)
@@ -269,12 +359,7 @@ async def run(stack: Stack, opts: Options) -> dict[str, Any]:
             **figures([x.seconds for x in cold]),
             "hits": sum(x.warm for x in cold),
             "api_launch_ms_p50": percentile([x.api_ms for x in cold], 50),
-            # p50 of each phase in ms, and how many launches had its marks.
-            "phases_ms_p50": {
-                name: round(percentile([p[name] * 1000 for p in phases if name in p], 50), 1)
-                for name in PHASES
-            },
-            "phases_seen": {name: sum(name in p for p in phases) for name in PHASES},
+            **phase_figures(phases),
         }
 
         # A burst: every launch succeeds, the pool's slots serve the first, the rest go cold.
@@ -329,9 +414,16 @@ def print_report(r: dict[str, Any]) -> None:
         f"{w['hits']:>6}  p50<={TARGET_WARM_P50_MS:g} p95<={TARGET_WARM_P95_MS:g}"
     )
     print(
-        f"{'cold launch (baseline)':28}{c['n']:>4}{c['p50']:>10}{c['p95']:>10}{c['max']:>10}"
+        f"{'cold launch (no slot)':28}{c['n']:>4}{c['p50']:>10}{c['p95']:>10}{c['max']:>10}"
         f"{c['hits']:>6}  p50<={TARGET_COLD_P50_MS:g}"
     )
+    base = r.get("baseline") or {}
+    if base:
+        label = f"cold, as of {base['rev'][:12]}"
+        print(
+            f"{label:28}{base['n']:>4}{base['p50']:>10}{base['p95']:>10}{base['max']:>10}"
+            f"{0:>6}  (baseline: {base['image']}, no pool)"
+        )
     print(
         f"burst of {b['launches']}: {b['succeeded']} succeeded ({b['warm_hits']} warm, "
         f"{b['cold_fallbacks']} cold fallbacks), {len(b['failed'])} failed, wall {b['wall_s']} s; "
@@ -345,8 +437,11 @@ def print_report(r: dict[str, Any]) -> None:
     print(
         "where a cold launch's time goes (p50 of each phase, ms; the CLI starts during the import):"
     )
+    if base:
+        print(f"  {'':34}{'now':>8}{'as of ' + base['rev'][:12]:>20}")
     for name, ms in c["phases_ms_p50"].items():
-        print(f"  {name:34}{ms:>8}   (n={c['phases_seen'][name]})")
+        before = f"{base['phases_ms_p50'][name]:>20}" if base else ""
+        print(f"  {name:34}{ms:>8}{before}   (n={c['phases_seen'][name]})")
     print(f"targets: {r['targets_met']}")
     print(f"report: {r['out']}")
 
@@ -357,8 +452,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = ModelServer("127.0.0.1", 0).start()
     tmp = Path(tempfile.mkdtemp(prefix="agc-bench-pool-"))
     print(f"starting the platform with a warm pool of {opts.pool} (logs in {tmp}) ...", flush=True)
+    baseline: dict[str, Any] = {}
     try:
         with running_stack(tmp, model.base_url, workers=0) as stack:
+            if opts.baseline_rev:
+                image = baseline_image(opts.baseline_rev)
+                print(f"baseline: {opts.cold} cold launches on {image} ...", flush=True)
+                wid = stack.start_worker(AGC_AGENT_IMAGE=image)
+                stack.wait_workers(1)
+                baseline = {
+                    "rev": opts.baseline_rev,
+                    "image": image,
+                    **asyncio.run(run_baseline(stack, opts.cold)),
+                }
+                stack.stop_worker(wid)
             stack.start_worker(
                 AGC_POOL_SIZE=str(opts.pool), AGC_POOL_CONFIGS=PRESET, AGC_POOL_PAUSE="0.2"
             )
@@ -366,7 +473,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = asyncio.run(run(stack, opts))
     finally:
         model.stop()
-    report = {"pool": opts.pool, "load": load, "image": IMAGE, **results, "out": str(opts.out)}
+    report = {
+        "pool": opts.pool,
+        "load": load,
+        "image": IMAGE,
+        **results,
+        "baseline": baseline,
+        "out": str(opts.out),
+    }
     report["targets_met"] = verdicts(report)
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(report, indent=2))
