@@ -44,6 +44,9 @@ from workers.rpc import RpcRouter, error_reply
 
 log = structlog.get_logger("agc.session")
 
+# Seconds detach waits for the session's tasks (a command fetch ends within its 1 s timeout).
+DETACH_WAIT = 5.0
+
 
 _HIGH_RATE = frozenset({"text.delta", "thinking.delta"})
 _MAX_UNACKED = 512
@@ -88,6 +91,8 @@ class SessionHandle:
         self.status = "starting"
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stopping = False
+        # Set by detach: the loops end even where a cancellation is lost (see detach).
+        self._detached = False
         self.stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._busy_turns: set[str] = set()
@@ -171,12 +176,23 @@ class SessionHandle:
         await self.channel.send(Attach(after_seq=self.last_seq))
 
     async def detach(self) -> None:
-        """Stop relaying without touching the container (a worker restart re-attaches)."""
-        for t in self._tasks:
+        """Stop relaying without touching the container (a worker restart re-attaches).
+
+        Bounded: on Python 3.11 ``asyncio.wait_for`` can lose a cancellation that lands as its
+        inner wait completes (nats-py's fetch uses it), so a cancelled loop might run on; the
+        flag ends it at its next turn, and a task still running after the wait is left behind
+        rather than holding up the worker's shutdown.
+        """
+        self._detached = True
+        # Detach may be called from one of the session's own tasks (the relay, when its runner
+        # is gone): that one finishes on its own.
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for t in tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=DETACH_WAIT)
+            if pending:
+                self.log.warning("tasks still running after detach", tasks=len(pending))
         await self.channel.close()
 
     # -- publishing ----------------------------------------------------------------------
@@ -413,7 +429,7 @@ class SessionHandle:
         )
         pull = DurablePull(self.owner.js, cfg)
         try:
-            while not self.stopping:
+            while not (self.stopping or self._detached):
                 for msg in await pull.fetch(batch=8, timeout=1.0):
                     await self._handle_command(
                         msg.data, msg.ack, msg.term, msg.nak, msg.metadata.num_delivered
