@@ -137,9 +137,10 @@ class WorkerSettings(CommonSettings):
         ),
     )
     pool_configs: str = Field(
-        "",
+        "code-assistant",
         description=(
-            "Comma-separated preset ids the warm pool keeps slots for (empty: no warm pool)."
+            "Comma-separated preset ids the warm pool keeps slots for (empty: no warm pool). "
+            "The default keeps one slot of the most used preset."
         ),
     )
     pool_max_idle: float = Field(

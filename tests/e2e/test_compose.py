@@ -220,6 +220,11 @@ def healthy(base: str) -> Callable[[], dict[str, Any] | None]:
     return check
 
 
+def pool_ready(base: str) -> bool:
+    body = healthy(base)()
+    return body is not None and body["pool"]["ready"] >= 1
+
+
 def launch_and_chat(c: Compose, base: str, message: str) -> tuple[str, dict[str, str]]:
     """Launch a code-assistant and chat once; the session id and its auth header."""
     api_key = f"sk-test-{uuid.uuid4().hex}"
@@ -337,7 +342,13 @@ def test_quick_start_builds_runs_and_keeps_itself_up(compose: Compose) -> None:
         assert r.status_code == 201, r.text
 
     # -- an agent, launched from the image the build made, answering ------------------------
+    # The default warm pool keeps a code-assistant slot: the launch claims it.
+    wait_until(
+        functools.partial(pool_ready, base), 180, f"a warm slot (the default pool)\n{c.tail()}"
+    )
     sid, auth = launch_and_chat(c, base, "hello compose")
+    session = httpx.get(f"{base}/api/agents/sessions/{sid}", headers=auth, timeout=10).json()
+    assert session["warm"] is True, session
     agent = client.containers.get(f"agc-{sid}")
     assert agent.image.tags == [c.env["AGC_AGENT_IMAGE"]]
     assert agent.labels["agc.cluster"] == c.project

@@ -97,6 +97,8 @@ class Stack:
             AGC_HEARTBEAT_TTL="3",
             # Stacks share the Docker engine: each only ever touches its own containers.
             AGC_CLUSTER=self.cluster,
+            # No warm pool unless a test asks (the default's slot is one more container).
+            AGC_POOL_CONFIGS="",
         )
         env.update(self.extra_env)
         return env

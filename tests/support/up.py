@@ -74,6 +74,8 @@ class Up:
             AGC_HEARTBEAT_INTERVAL="0.5",
             AGC_HEARTBEAT_TTL="3",
             AGC_SHUTDOWN_TIMEOUT="20",
+            # No warm pool unless a test asks (the default's slot is one more container).
+            AGC_POOL_CONFIGS="",
         )
         if model_url:
             base["ANTHROPIC_BASE_URL"] = model_url

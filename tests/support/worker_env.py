@@ -72,7 +72,8 @@ class Env:
             heartbeat_interval=0.1,
             heartbeat_ttl=0.6,
             runner_ready_timeout=10.0,
-            **extra,
+            # No warm pool unless a test asks for one (the default keeps a slot).
+            **{"pool_configs": "", **extra},
         )
 
     async def worker(
