@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
+from redis.exceptions import RedisError
 
 from broker import subjects
 from broker.commands import Launch, decode_command
@@ -127,8 +128,23 @@ class Launcher:
 
     async def _unless_cancelled(self, sid: str) -> None:
         """Stop a session the API cancelled while we launched it: the client was told it failed,
-        so it must never run (a launch still queued is skipped above, in ``handle``)."""
-        rec = await self.reg.store.get(sid)
+        so it must never run (a launch still queued is skipped above, in ``handle``).
+
+        Redis may be away just now (restarting): ask again until it answers, for as long as a
+        launch may take, rather than let the question go unanswered.
+        """
+        deadline = time.monotonic() + self.settings.launch_timeout
+        delay = 0.1
+        while True:
+            try:
+                rec = await self.reg.store.get(sid)
+                break
+            except (RedisError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    self.log.error("cannot read whether the launch was cancelled", error=str(exc))
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         handle = self.reg.sessions.get(sid)
         if handle is not None and (rec is None or launch_cancelled(rec)):
             self.log.info("launch was cancelled by the API: removing its sandbox", session_id=sid)

@@ -358,9 +358,8 @@ def test_failure_paths_log_no_key(sandbox_stack: Stack) -> None:
     stack.wait_workers(1, timeout=60)
     # 2. a runner that cannot be restarted: its container is killed, then removed
     sid = launch(stack, keys[1])
-    victim = dc.containers.get(f"agc-{sid}")
-    victim.kill()
-    victim.remove(force=True)
+    # Killed and removed in one call: a kill first would let the worker restart it in between.
+    dc.containers.get(f"agc-{sid}").remove(force=True)
     with stack.client(keys[1]) as c:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
