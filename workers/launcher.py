@@ -293,6 +293,10 @@ class Launcher:
         try:
             if not slot.sandbox:
                 raise RunnerGone("the warm slot has no sandbox")
+            if slot.worker_id != reg.worker_id:
+                # Another worker made the slot and serves its sockets: its gateway would know
+                # nothing of this binding. Take the sockets over (the maker lets them go).
+                await reg.sandbox.open(slot.sandbox)
             bound = await bind_sandbox(reg, sid, slot.sandbox, api_key, config)
             await handle.init(init_message(self.settings, sid, bound, mcp_env, None))
             await asyncio.wait_for(asyncio.shield(handle.ready), self.settings.launch_timeout)

@@ -318,6 +318,15 @@ class WarmPool:
             if not await self.store.is_ready(rec):
                 # Claimed by a launch: from now on it is that session's container.
                 self.slots.pop(sid, None)
+                session = await self.host.store.get(sid)
+                if session is not None and session.owner not in ("", self.host.worker_id):
+                    # Another worker's launch took it and serves its sockets from now on.
+                    await self.host.sandbox.hand_over(rec.sandbox)
+                    self.log.info(
+                        "warm slot taken by another worker: sockets handed over",
+                        session_id=sid,
+                        owner=session.owner,
+                    )
         await self._sweep_strays(now)
 
     async def discard(self, rec: SlotRecord, reason: str) -> None:

@@ -8,6 +8,7 @@ first (workspace, home, /tmp, processes).
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -153,3 +154,45 @@ def test_a_preset_without_a_pool_launches_cold(pooled: Stack) -> None:
     assert r.json()["warm"] is False
     assert "agc.pool" not in container(r.json()["session_id"]).labels
     pooled.delete(r.json()["session_id"], api_key)
+
+
+def test_a_slot_made_by_one_worker_serves_a_launch_another_worker_takes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Slots are shared by every worker on the engine: the claiming worker serves the slot's
+    gateway from then on (the maker lets its sockets go), so the session's model calls work.
+
+    The maker is paused (SIGSTOP) once its slot is ready, so only the other worker can take
+    the launch; then it resumes and hands the slot's sockets over. (Before, the session's
+    model calls reached the maker's gateway, which knew nothing of the binding: chats hung.)
+    """
+    model = ModelServer("127.0.0.1", 0).start()
+    try:
+        with running_stack(tmp_path_factory.mktemp("pool2"), model.base_url, workers=0) as s:
+            pooled = {"AGC_POOL_SIZE": "1", "AGC_POOL_CONFIGS": PRESET, "AGC_POOL_PAUSE": "0.2"}
+            maker = s.start_worker(**pooled)
+            s.wait_workers(1)
+            s.model = model  # type: ignore[attr-defined]
+            # The maker's slot is the oldest in the ready list: the launch claims it.
+            wait_until(lambda: slots_offered(s) > 0, 180, "the maker's slot")
+            taker = s.start_worker(**pooled)
+            s.wait_workers(2)
+            s.workers[maker].send_signal(signal.SIGSTOP)
+            try:
+                api_key = key()
+                body = launch(s, api_key)
+                sid = body["session_id"]
+                assert body["warm"] is True, body
+                with s.client(api_key, timeout=10) as c:
+                    info = c.get(f"/api/agents/sessions/{sid}").json()
+                assert info["owner_worker"] == taker != maker, info
+                # The model call goes through the taker's gateway, bound at claim time.
+                assert bash(s, sid, api_key, "echo taken-ok").split() == ["taken-ok"]
+            finally:
+                s.workers[maker].send_signal(signal.SIGCONT)
+            # The maker, running again, lets the slot's sockets go; the taker's still answer.
+            wait_until(lambda: "handed over" in s.log(f"worker-{maker}"), 60, "the hand-over")
+            assert bash(s, sid, api_key, "echo still-ok").split() == ["still-ok"]
+            s.delete(sid, api_key)
+    finally:
+        model.stop()

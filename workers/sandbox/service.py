@@ -97,6 +97,11 @@ class SandboxService:
         self.registry.unbind(name)
         await self.host.remove(name)
 
+    async def hand_over(self, name: str) -> None:
+        """Stop serving ``name``: another worker serves it now (it claimed our warm slot)."""
+        self.registry.unbind(name)
+        await self.host.stop_serving(name)
+
     # -- binding -------------------------------------------------------------------------
     def bind(self, name: str, session_id: str, api_key: str, config: AgentConfig) -> Bound:
         """Bind ``name`` to a session with a fresh token; return what the runner gets."""
