@@ -272,16 +272,7 @@ def test_a_huge_event_arrives_cut_and_the_session_goes_on(sandbox_stack: Stack) 
     sid = launch(stack, api_key)
     # Just under the SDK's own 1 MiB message limit, over the runner's 900 KiB event limit.
     marker = model.add_script(f"huge-{sid}", [[text("z" * 960_000)]])
-    with (
-        stack.client(api_key) as c,
-        c.stream(
-            "POST",
-            f"/api/agents/{sid}/chat",
-            json={"message": f"huge {marker}"},
-            headers={"Accept": "text/event-stream"},
-        ) as r,
-    ):
-        events = list(iter_sse(r))
+    events = stack.chat_sse(sid, api_key, f"huge {marker}")
     kinds = [e.event for e in events]
     assert kinds[-1] == "turn.completed", kinds
     cut = [e for e in events if e.event in ("text.delta", "message")]

@@ -104,11 +104,6 @@ class PriceTable:
 LIST_PRICES = PriceTable()
 
 
-def price_of(model: str) -> Price:
-    """Return the list price of ``model`` (longest known prefix, else the default)."""
-    return LIST_PRICES.price_of(model)
-
-
 def cost_usd(model: str, usage: ModelUsage) -> float:
     """Return what ``usage`` of ``model`` costs at list prices, in US dollars."""
     return LIST_PRICES.cost_usd(model, usage)
