@@ -30,6 +30,7 @@ from configs.model import AgentConfig, parse_size
 from workers.binding import bind_sandbox, fail_session, init_message, keep_in_progress, unseal
 from workers.channel import RunnerChannel
 from workers.errors import LaunchFailed, ProviderError, RunnerGone
+from workers.placement import RECHECK, Placement
 from workers.providers.base import ContainerSpec, decode_config
 from workers.pull import DurablePull
 from workers.registry import Registry
@@ -60,20 +61,38 @@ class Launcher:
             max_ack_pending=1000,
         )
         pull = DurablePull(self.reg.js, cfg)
+        placement = Placement(self.reg.store, self.reg.worker_id)
+        deferring_since: float | None = None
         try:
             while self.reg.running:
-                if len(self.reg.sessions) + len(self.inflight) >= self.settings.max_sessions:
+                if self.reg.load >= self.settings.max_sessions:
                     await asyncio.sleep(0.5)
                     continue
+                # While a lighter peer takes the launches, look again soon (it may catch up),
+                # and only every placement_defer take a brief look for one that nobody lighter
+                # took (workers/placement.py).
+                timeout = 1.0
+                if await placement.should_defer(self.reg.load):
+                    now = time.monotonic()
+                    deferring_since = deferring_since or now
+                    if now - deferring_since < self.settings.placement_defer:
+                        await asyncio.sleep(RECHECK)
+                        continue
+                    deferring_since, timeout = None, 0.1
+                else:
+                    deferring_since = None
                 # Taken as long as there is room: pacing happens in launch(), per kind, so a
                 # warm launch queued behind cold ones is reached at once.
-                msgs = await pull.fetch(batch=1, timeout=1.0)
-                for msg in msgs:
-                    task = asyncio.create_task(self.handle(msg))
-                    self.inflight.add(task)
-                    task.add_done_callback(self.inflight.discard)
+                for msg in await pull.fetch(batch=1, timeout=timeout):
+                    self._start(msg)
         finally:
             await pull.close()
+
+    def _start(self, msg: Msg) -> None:
+        task = asyncio.create_task(self.handle(msg))
+        self.inflight.add(task)
+        self.reg.taking(+1)
+        task.add_done_callback(self.inflight.discard)
 
     async def drain(self, timeout: float) -> None:
         """Let in-flight launches finish for up to ``timeout`` seconds, then cancel them."""
@@ -90,9 +109,14 @@ class Launcher:
                 raise ValueError(f"expected a launch, got {type(cmd).__name__}")
             subjects.check_session_id(cmd.session_id)
         except ValueError as exc:
+            self.reg.taking(-1)
             self.log.warning("poison launch", error=str(exc))
             await msg.term()
             return
+        with self.reg.launching(cmd.session_id):
+            await self._handle(msg, cmd)
+
+    async def _handle(self, msg: Msg, cmd: Launch) -> None:
         store = self.reg.store
         rec = await store.get(cmd.session_id)
         if (

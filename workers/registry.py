@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
@@ -69,6 +69,13 @@ class Registry:
         # Cold launches in flight, started or waiting for a turn (workers/launcher.py): the
         # pool refills after them, so a slot nobody waits for never slows one somebody does.
         self.cold_launches = 0
+        # Launches taken from the queue and not yet over (workers/launcher.py): fetched and
+        # not yet read, and those being launched, by session id. With the sessions they make
+        # this worker's load, which its heartbeat reports at once when it changes, so peers
+        # place the next launch on the lightest worker (workers/placement.py).
+        self._unread = 0
+        self._launching: set[str] = set()
+        self.load_changed = asyncio.Event()
         # The sandbox boundary this worker serves: sockets, model gateway, egress proxy.
         self.sandbox = SandboxService(
             settings.run_dir,
@@ -98,6 +105,32 @@ class Registry:
         await asyncio.gather(*self._bg, return_exceptions=True)
 
     # -- the table -----------------------------------------------------------------------
+    @property
+    def load(self) -> int:
+        """Sessions plus launches in hand, each counted once (a launch that made its session
+        is in both for a moment)."""
+        return len(self.sessions) + self._unread + len(self._launching.difference(self.sessions))
+
+    def notify_load(self) -> None:
+        self.load_changed.set()
+
+    def taking(self, n: int) -> None:
+        """``n`` launch messages fetched (+) or read (-)."""
+        self._unread += n
+        self.notify_load()
+
+    @contextlib.contextmanager
+    def launching(self, sid: str) -> Iterator[None]:
+        """A launch read from its message, from then until it is over."""
+        self._launching.add(sid)
+        self._unread -= 1
+        self.notify_load()
+        try:
+            yield
+        finally:
+            self._launching.discard(sid)
+            self.notify_load()
+
     def add(
         self,
         sid: str,
@@ -110,6 +143,7 @@ class Registry:
         """Register a session over an attached channel and start relaying its events."""
         handle = SessionHandle(self, sid, container_id, channel, last_seq=last_seq, boot_id=boot_id)
         self.sessions[sid] = handle
+        self.notify_load()
         handle.start_relay()
         return handle
 
@@ -117,6 +151,7 @@ class Registry:
         """Forget a session and stop relaying it; its container is left as it is."""
         if self.sessions.get(handle.session_id) is handle:
             del self.sessions[handle.session_id]
+            self.notify_load()
         await handle.detach()
 
     async def detach_all(self) -> None:

@@ -75,6 +75,15 @@ class WorkerSettings(CommonSettings):
             "never waits for one of these turns."
         ),
     )
+    placement_defer: float = Field(
+        0.5,
+        gt=0,
+        description=(
+            "Seconds between brief looks at the launch queue while a live peer with room "
+            "carries fewer sessions: launches go to the least loaded worker, and reach a "
+            "busier one within this time only when no lighter peer takes them."
+        ),
+    )
     # Not AGC_LAUNCH_TIMEOUT: that is the API's (how long a client's launch may take in all).
     runner_ready_timeout: float = Field(
         90.0, description="Seconds a runner has to become ready once its container started."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -36,6 +37,10 @@ class Upkeep:
                 "pid": os.getpid(),
                 "sessions": len(self.reg.sessions),
                 "max_sessions": self.settings.max_sessions,
+                # For placement (workers/placement.py): what this worker carries, and whether
+                # it takes launches now.
+                "load": self.reg.load,
+                "accepting": self.reg.running and self.reg.load < self.settings.max_sessions,
                 "started_at": self.started_at,
                 # The warm pool (workers/pool.py): slots ready now, and how many it aims for.
                 "pool_ready": pool.ready if pool else 0,
@@ -46,12 +51,16 @@ class Upkeep:
         )
 
     async def heartbeat_loop(self) -> None:
+        """Refresh every ``heartbeat_interval``, and at once when this worker's load changes."""
+        changed = self.reg.load_changed
         while self.reg.running:
+            changed.clear()  # before the write: a change during it triggers another
             try:
                 await self.heartbeat_once()
             except Exception as exc:  # Redis restarting: keep trying
                 self.log.warning("heartbeat failed", error=str(exc))
-            await asyncio.sleep(self.settings.heartbeat_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), self.settings.heartbeat_interval)
 
     async def reap_idle(self) -> None:
         """Stop sessions whose last real use is older than the idle timeout."""
