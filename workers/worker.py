@@ -76,8 +76,9 @@ class Worker:
         )
         self.launcher = Launcher(reg)
         self.reconciler = Reconciler(reg)
-        if self.settings.pool_size > 0 and self.settings.pooled_configs():
-            reg.pool = WarmPool(reg, PoolStore(redis, prefix=self.settings.redis_prefix))
+        # Every worker has a pool, even with AGC_POOL_SIZE=0 or no AGC_POOL_CONFIGS: it keeps
+        # no slots then, but still takes a slot another worker made when a launch claimed it.
+        reg.pool = WarmPool(reg, PoolStore(redis, prefix=self.settings.redis_prefix))
         self.upkeep = Upkeep(reg, self.reconciler.reconcile)
 
     def _storage(self) -> WorkspaceStorage | None:

@@ -124,6 +124,18 @@ async def test_two_workers_racing_for_one_slot_exactly_one_wins(env: Env) -> Non
     assert slot.container_id in env.provider.containers
 
 
+async def test_a_worker_without_a_pool_of_its_own_takes_a_slot_another_made(env: Env) -> None:
+    _a, pool_a = await pooled(env, "w-a")
+    slot = await pool_a.make(pool_a.targets[pool_key(wire())])
+    assert slot is not None
+    unpooled = await env.worker("w-b")  # AGC_POOL_CONFIGS empty: it makes no slots
+    sid, claimed = await launch_as_api(env, unpooled)
+    assert claimed and sid == slot.session_id
+    rec = await env.store.get(sid)
+    assert rec is not None and rec.status == "running" and rec.launch == "warm"
+    assert unpooled.registry.sessions[sid].container_id == slot.container_id
+
+
 async def test_a_slot_whose_runner_died_while_waiting_is_discarded(env: Env) -> None:
     _w, pool = await pooled(env, "w-a")
     target = pool.targets[pool_key(wire())]
