@@ -245,16 +245,20 @@ class MemoryProvider:
         self, c: FakeContainer, r_in: asyncio.StreamReader, w_out: asyncio.StreamWriter
     ) -> None:
         # Like docker: stdin EOF (a detach) does not end the runner.
-        with contextlib.suppress(ConnectionError):
-            while line := await r_in.readline():
-                if c.runner is not None and c.status == "running":
-                    c.runner.handle(line)
-                    if c.runner.exited.is_set():
-                        c.status = "exited"
-                        return
-        if c.sink.writer is w_out:
-            c.sink.writer = None
-        w_out.close()
+        try:
+            with contextlib.suppress(ConnectionError):
+                while line := await r_in.readline():
+                    if c.runner is not None and c.status == "running":
+                        c.runner.handle(line)
+                        if c.runner.exited.is_set():
+                            c.status = "exited"
+                            return
+        finally:
+            # Also when cancelled (close(), by whichever worker on this host stops first):
+            # the attachment's socket is closed, never left to the garbage collector.
+            if c.sink.writer is w_out:
+                c.sink.writer = None
+            w_out.close()
 
     async def image_id(self, image: str) -> str:
         return self.image_ids.get(image, f"sha256:mem-{image}")
@@ -305,6 +309,11 @@ class MemoryProvider:
         return str(path)
 
     def close(self) -> None:
+        """A worker lets go of its client, as with Docker: the host and its containers stay
+        (other workers may share this host, and their sessions must not break under them)."""
+
+    def shut_down(self) -> None:
+        """The host itself goes away, once every worker on it has stopped."""
         for c in self.containers.values():
             for t in c.readers:
                 t.cancel()

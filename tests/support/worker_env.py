@@ -197,7 +197,7 @@ class Env:
             with contextlib.suppress(Exception):
                 await w.shutdown()
         for p in (self.provider, *self.hosts):
-            p.close()
+            p.shut_down()
         for t in self._followers:
             t.cancel()
         await asyncio.gather(*self._followers, return_exceptions=True)

@@ -67,10 +67,11 @@ async def test_each_launch_goes_to_a_least_loaded_worker(env: Env) -> None:
     # launch goes to a worker that saw itself among the lightest.
     idle = [await env.worker(f"w-idle{i}", loops=True, placement_defer=60.0) for i in range(2)]
     busy = await env.worker("w-busy", placement_defer=60.0)
+    busy.registry.spawn(busy.upkeep.heartbeat_loop())  # alive, however slow the launches below
     for _ in range(3):
         await env.launch(busy)  # three sessions already
-    # Its loops start after that, as a restarted worker's do after it re-attached its sessions.
-    busy.registry.spawn(busy.upkeep.heartbeat_loop())
+    # It takes launches only after that, as a restarted worker does once it re-attached its
+    # sessions.
     busy.registry.spawn(busy.launcher.run())
 
     async def seen_busy() -> bool:
