@@ -326,9 +326,10 @@ class SessionHandle:
             self.stopped.set()
             return
         self.owner.metrics.events.inc()
-        if isinstance(event, ApprovalRequested):
-            # Recorded before anyone can see it, so an answer sent the moment it arrives
-            # finds it pending.
+        if isinstance(event, ApprovalRequested | ApprovalResolved):
+            # Recorded before anyone can see it: an answer sent the moment a request arrives
+            # finds it pending, and a list read once it is resolved shows it gone (and a
+            # session-scoped allow among the grants).
             await self._track_approvals(event, data)
         # Everything published before this event is stored before it is: its position in
         # the stream (and so its SSE id) can never precede an earlier delta's.
@@ -406,7 +407,7 @@ class SessionHandle:
                     self.ready.set_exception(RunnerGone(reason))
             case SessionStopped():
                 self.stopped.set()
-            case ApprovalResolved() | SystemNotice():
+            case SystemNotice():
                 await self._track_approvals(event, data)
 
     async def _track_approvals(self, event: AnyEvent | UnknownEvent, data: bytes) -> None:

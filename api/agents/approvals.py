@@ -211,10 +211,19 @@ class ApprovalsController(Controller):
     async def list_pending(
         self, request: Request[Any, Any, Any], session_id: FromPath[str], services: ServicesDep
     ) -> dict[str, Any]:
-        """The `approval.requested` events still waiting for an answer, oldest first."""
+        """The `approval.requested` events still waiting for an answer, oldest first, and the
+        tools a person allowed for the rest of the session (`grants`), which are not asked
+        about again."""
         await authorize(request, services, session_id)
-        pending = await _store(services).pending(session_id)
-        return {"session_id": session_id, "approvals": pending, "total": len(pending)}
+        store = _store(services)
+        pending = await store.pending(session_id)
+        grants = await store.grants(session_id)
+        return {
+            "session_id": session_id,
+            "approvals": pending,
+            "total": len(pending),
+            "grants": grants,
+        }
 
     @post("/{request_id:str}", status_code=HTTP_200_OK, summary="Answer a tool approval")
     async def answer(

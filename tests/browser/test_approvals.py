@@ -89,6 +89,7 @@ def test_a_person_answers_tool_approvals_in_the_dashboard(
     shot(page, "approvals-02-card")
     first.get_by_test_id("approval-allow").click()
     expect(first).to_have_attribute("data-state", "allowed")
+    expect(page.get_by_test_id("grants-panel")).to_have_count(0)  # allowed once: no grant
 
     second = card(page, 1)
     second.get_by_test_id("approval-edit").click()
@@ -110,6 +111,8 @@ def test_a_person_answers_tool_approvals_in_the_dashboard(
     fourth = card(page, 3)
     fourth.get_by_test_id("approval-allow-session").click()
     expect(fourth.get_by_test_id("approval-outcome")).to_contain_text("for the rest of the session")
+    # the side panel lists the tool as allowed for the session (only after that answer)
+    expect(page.get_by_test_id("grants")).to_contain_text("Bash")
 
     wait_turn_done(page)
     shot(page, "approvals-04-done")

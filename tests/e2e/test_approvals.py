@@ -287,6 +287,9 @@ def test_allow_for_the_session_survives_a_runner_crash(stack: Stack) -> None:
         assert r.status_code == 200 and r.json()["status"] == "applied", r.text
         # the owning worker took the answer on the direct path: nothing went through JetStream
         assert asyncio.run(commands_published(stack)) == commands_before
+        with stack.client(api_key) as c:
+            listed = c.get(f"/api/agents/{sid}/approvals").json()
+        assert listed["grants"] == ["Bash"] and listed["total"] == 0, listed
         events = finished(chat)
         assert [e.data["output"] for e in events if e.event == "tool.completed"] == [
             "before-the-crash"

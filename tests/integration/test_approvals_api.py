@@ -74,8 +74,9 @@ async def test_concurrent_answers_one_gets_through_the_rest_conflict(
     monkeypatch.setattr(approvals, "APPLY_WAIT", 0.5)  # no worker here: the winner is queued
     rid = await pending_request(redis, session)
     other = await pending_request(redis, session)
+    await ApprovalStore(redis).grant(session, "Write")  # an earlier "allow for the session"
     listed = (await client.get(f"/api/agents/{session}/approvals", headers=auth())).json()
-    assert listed["total"] == 2
+    assert listed["total"] == 2 and listed["grants"] == ["Write"]
     assert {a["request_id"] for a in listed["approvals"]} == {rid, other}
     assert listed["approvals"][0]["type"] == "approval.requested"
     answers = await asyncio.gather(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyMessages, initialChatState, pendingApprovals, type ApprovalItem, type StreamMessage, type ToolItem } from "../src/reducer";
+import { applyMessages, initialChatState, pendingApprovals, sessionGrants, type ApprovalItem, type StreamMessage, type ToolItem } from "../src/reducer";
 import { configToForm, emptyForm, formToConfig } from "../src/builder";
 import { waitingTitle } from "../src/hooks/useWaitingTitle";
 
@@ -51,6 +51,8 @@ describe("approval cards", () => {
     expect(cards[0]).toMatchObject({ scope: "session", byName: "alice", by: "key:abc", edited: false });
     expect(cards[1].message).toBe("not today");
     expect(pendingApprovals(s)).toEqual([]);
+    // Only the session-scoped allow is a grant (a denial, a timeout, an interruption are not).
+    expect(sessionGrants(s)).toEqual(["Bash"]);
   });
 
   it("a sub-agent's request nests under its Task call; a replayed request is not doubled", () => {

@@ -9,7 +9,7 @@ import { useChatStream } from "../hooks/useChatStream";
 import { useFalling } from "../hooks/useFalling";
 import { useSessionInfo } from "../hooks/useSessionInfo";
 import { useStickToBottom } from "../hooks/useStickToBottom";
-import { isRunning } from "../reducer";
+import { isRunning, sessionGrants } from "../reducer";
 import { navigate } from "../router";
 import { keyForSession } from "../store";
 import type { FileTree } from "../types";
@@ -114,6 +114,7 @@ export function ChatPage({ sid }: { sid: string }) {
           sid={sid}
           apiKey={apiKey}
           todos={chat.todos}
+          grants={sessionGrants(chat)}
           stopped={stopped}
           running={running}
           filesTick={filesTick}

@@ -150,6 +150,15 @@ export function pendingApprovals(s: ChatState): ApprovalItem[] {
   return out;
 }
 
+/** The tools a person allowed for the rest of the session ("allow for this session"), sorted:
+ * the runner does not ask about them again, even after a restart. */
+export function sessionGrants(s: ChatState): string[] {
+  const tools = new Set<string>();
+  for (const t of s.turns)
+    for (const it of t.items) if (it.kind === "approval" && it.state === "allowed" && it.scope === "session") tools.add(it.tool);
+  return [...tools].sort();
+}
+
 /** Is a turn in progress (started or sent, not completed)? */
 export function isRunning(s: ChatState): boolean {
   if (s.stopped) return false;

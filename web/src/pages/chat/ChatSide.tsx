@@ -3,11 +3,13 @@ import { Icon } from "../../components/Icon";
 import { TodoPanel } from "../../components/TodoPanel";
 import type { Todo, FileTree } from "../../types";
 
-/** The side panel: todos, and the workspace's files while the session lives. */
+/** The side panel: todos, the tools allowed for the session, and the workspace's files while
+ * the session lives. */
 export function ChatSide({
   sid,
   apiKey,
   todos,
+  grants,
   stopped,
   running,
   filesTick,
@@ -18,6 +20,7 @@ export function ChatSide({
   sid: string;
   apiKey: string;
   todos: Todo[] | null;
+  grants: string[];
   stopped: boolean;
   running: boolean;
   filesTick: number;
@@ -28,6 +31,17 @@ export function ChatSide({
   return (
     <aside class="chat-side">
       <TodoPanel todos={todos} />
+      {grants.length > 0 && (
+        <section class="panel" data-testid="grants-panel">
+          <div class="panel-head static">
+            <Icon name="check" size={14} />
+            <span class="panel-title">Allowed for this session</span>
+          </div>
+          <div class="small grants" data-testid="grants">
+            {grants.join(", ")}: not asked again.
+          </div>
+        </section>
+      )}
       {stopped && (
         <section class="panel">
           <div class="panel-head static">
