@@ -61,8 +61,11 @@ class Placement:
             return False  # nobody is lighter than an empty worker
         try:
             peers = await self.store.live_workers()
+            return lighter_peer(self.worker_id, own_load, peers)
         except (RedisError, OSError) as exc:
             # Without the peers' loads, take launches as they come rather than hold them.
             log.debug("peer loads unavailable", error=str(exc))
-            return False
-        return lighter_peer(self.worker_id, own_load, peers)
+        except (TypeError, ValueError) as exc:
+            # A heartbeat this worker cannot read (another version's?) never stops launches.
+            log.warning("peer loads unreadable", error=str(exc))
+        return False

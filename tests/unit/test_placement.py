@@ -13,7 +13,7 @@ from broker import subjects
 from broker.commands import Launch, encode_command
 from tests.support.wait import until
 from tests.support.worker_env import CONFIG, Env
-from workers.placement import lighter_peer
+from workers.placement import Placement, lighter_peer
 from workers.worker import Worker
 
 
@@ -28,6 +28,12 @@ def test_only_a_lighter_live_peer_with_room_takes_precedence() -> None:
     # A worker from before placement reports sessions and its capacity only.
     assert lighter_peer(me, 3, {"w-old": {"sessions": 2, "max_sessions": 50}})
     assert not lighter_peer(me, 3, {"w-old": {"sessions": 2, "max_sessions": 2}})
+
+
+async def test_an_unreadable_heartbeat_never_stops_launches(env: Env) -> None:
+    placement = Placement(env.store, "w-me")
+    await env.store.heartbeat("w-odd", {"load": "many"}, ttl=5)
+    assert not await placement.should_defer(3)
 
 
 async def publish_launch(env: Env) -> str:
