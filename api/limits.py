@@ -8,18 +8,25 @@
   (503 with ``Retry-After`` when every live worker is at its ``max_sessions``), instead of
   a launch that waits out its timeout in the queue. Live sessions are kept in sorted sets
   pruned on every admission (a session whose record is gone or final no longer counts).
-- **Streams**: a per-key maximum of concurrent SSE streams in this API process (429).
+- **Streams**: a per-key maximum of concurrent SSE streams, across every API process (429),
+  kept as leases in Redis that each API process renews while its streams are open.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import math
 import time
+import uuid
 import weakref
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from api.errors import ApiError, Unavailable
 from api.settings import ApiSettings
@@ -28,6 +35,8 @@ from configs.errors import FieldError, InvalidConfig
 from configs.model import AgentConfig, format_size, parse_size
 
 T = TypeVar("T")
+
+log = structlog.get_logger("agc.api.limits")
 
 
 class TooManyRequests(ApiError):
@@ -220,47 +229,138 @@ class Admission:
         await pipe.execute()
 
 
-class StreamSlots:
-    """Concurrent SSE streams per API key in this process."""
+# Seconds an open stream's lease lasts unless its API process renews it (every third of it).
+STREAM_LEASE = 30.0
 
-    def __init__(self, per_key: int, retry_after: int) -> None:
+# Drop lapsed leases, count, and take one if there is room: one atomic step on Redis's clock.
+_TAKE_LEASE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Extend this process's leases of one key (those already lapsed and dropped stay dropped).
+_RENEW_LEASES = """
+local t = redis.call('TIME')
+local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLease:
+    """One open SSE stream's place in its key's count."""
+
+    key_hash: str
+    member: str
+
+
+class StreamSlots:
+    """Concurrent SSE streams per API key, counted across every API process.
+
+    Each open stream holds a lease: a member of the key's Redis sorted set whose score is when
+    it lapses. Taking one is one Lua script (drop the lapsed, count, add), so API processes
+    behind one load balancer cannot overshoot together. This process renews its leases every
+    third of ``STREAM_LEASE`` (:meth:`renew`, run by the lifespan), so the streams of an API
+    process that died stop counting within ``STREAM_LEASE`` seconds.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        per_key: int,
+        retry_after: int,
+        lease: float = STREAM_LEASE,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
         self.per_key = per_key
         self.retry_after = retry_after
-        self.open: Counter[str] = Counter()
+        self.lease_ms = int(lease * 1000)
+        self._instance = uuid.uuid4().hex[:12]
+        self._numbers = itertools.count()
+        # The leases this process holds (renewed), by member.
+        self.held: dict[str, StreamLease] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
 
-    def acquire(self, key_hash: str) -> None:
-        if self.per_key > 0 and self.open[key_hash] >= self.per_key:
+    def _key(self, key_hash: str) -> str:
+        return f"{self.prefix}:streams:key:{key_hash}"
+
+    async def acquire(self, key_hash: str) -> StreamLease:
+        """A lease for one more stream of ``key_hash``, or 429 when it has ``per_key`` open."""
+        lease = StreamLease(key_hash, f"{self._instance}:{next(self._numbers)}")
+        if self.per_key <= 0:
+            return lease  # no cap: nothing to count
+        took = await self.redis.eval(
+            _TAKE_LEASE, 1, self._key(key_hash), self.per_key, self.lease_ms, lease.member
+        )
+        if not int(took):
             raise TooManyRequests(
                 f"this API key already has {self.per_key} open streams, the most allowed "
                 "(AGC_MAX_STREAMS_PER_KEY); close one first",
                 headers={"Retry-After": str(self.retry_after)},
                 limit="max_streams_per_key",
             )
-        self.open[key_hash] += 1
+        self.held[lease.member] = lease
+        return lease
 
-    def release(self, key_hash: str) -> None:
-        self.open[key_hash] -= 1
-        if self.open[key_hash] <= 0:
-            del self.open[key_hash]
+    async def release(self, lease: StreamLease) -> None:
+        """Give a lease back (once; a lease Redis could not be told about lapses on its own)."""
+        if self.held.pop(lease.member, None) is None:
+            return
+        try:
+            await self.redis.zrem(self._key(lease.key_hash), lease.member)
+        except (RedisError, OSError) as exc:
+            log.warning("stream lease not returned; it lapses by itself", error=str(exc))
 
-    def hold(self, key_hash: str, stream: AsyncIterator[T]) -> AsyncIterator[T]:
-        """Keep an acquired slot until ``stream`` ends or is dropped unread, then give it back."""
-        released = False
-
-        def _release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.release(key_hash)
+    def hold(self, lease: StreamLease, stream: AsyncIterator[T]) -> AsyncIterator[T]:
+        """Keep ``lease`` until ``stream`` ends or is dropped unread, then give it back."""
 
         async def held() -> AsyncIterator[T]:
             try:
                 async for item in stream:
                     yield item
             finally:
-                _release()
+                await self.release(lease)
 
         gen = held()
-        # A response never iterated (client gone before the body) still gives the slot back.
-        weakref.finalize(gen, _release)
+        # A response never iterated (client gone before the body) still gives the lease back.
+        weakref.finalize(gen, self._release_soon, lease)
         return gen
+
+    def _release_soon(self, lease: StreamLease) -> None:
+        if lease.member not in self.held:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self.release(lease))
+        except RuntimeError:  # no loop (shutting down): stop renewing; the lease lapses
+            self.held.pop(lease.member, None)
+            return
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def renew(self) -> None:
+        """Renew this process's leases until cancelled (the lifespan runs it)."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            by_key: dict[str, list[str]] = {}
+            for lease in list(self.held.values()):
+                by_key.setdefault(lease.key_hash, []).append(lease.member)
+            if not by_key:
+                continue
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for key_hash, members in by_key.items():
+                    pipe.eval(_RENEW_LEASES, 1, self._key(key_hash), self.lease_ms, *members)
+                await pipe.execute()
+            except (RedisError, OSError) as exc:
+                # Redis restarting: try again next time (a lapse frees a slot, never takes one).
+                log.warning("stream leases not renewed", error=str(exc))

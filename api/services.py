@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Connect NATS and Redis, make sure the streams exist; close everything on shutdown."""
     settings: ApiSettings = app.state.settings
     sealer = Sealer(settings.secret())
+    renew: asyncio.Task[None] | None = None
     nc = await connect_nats(settings.nats_url, name="agc-api", auth=nats_auth(settings))
     try:
         redis = await connect_redis(settings)
@@ -71,10 +74,21 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             hub=EventHub(js, _hub_limits(settings)),
             ceilings=Ceilings.from_settings(settings),
             admission=Admission(store, settings),
-            streams=StreamSlots(settings.max_streams_per_key, settings.retry_after),
+            streams=StreamSlots(
+                redis,
+                prefix=settings.redis_prefix,
+                per_key=settings.max_streams_per_key,
+                retry_after=settings.retry_after,
+            ),
         )
+        # Keeps this process's stream leases (api/limits.py) from lapsing while they are open.
+        renew = asyncio.create_task(app.state.services.streams.renew())
         yield
     finally:
+        if renew is not None:
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
         services = getattr(app.state, "services", None)
         if services is not None:
             await services.hub.close()

@@ -152,7 +152,11 @@ class ApiSettings(CommonSettings):
     )
     launch_rate_window: float = Field(60.0, gt=0, description="Seconds of the launch rate.")
     max_streams_per_key: int = Field(
-        16, ge=0, description="Open SSE streams one API key may hold in one API process."
+        16,
+        ge=0,
+        description=(
+            "Open SSE streams one API key may hold, across every API process (0: no cap)."
+        ),
     )
     retry_after: int = Field(
         5, ge=1, description="`Retry-After` seconds when a session limit or capacity is hit."

@@ -98,20 +98,19 @@ class AgentsController(Controller):
         service.ensure_live(record)
         message = service.check_message(data.message)
         sse = _wants_sse(request)
-        if sse:
-            # Before the chat is sent: a stream over the key's limit is refused, not the turn.
-            services.streams.acquire(record.key_hash)
+        # Before the chat is sent: a stream over the key's limit is refused, not the turn.
+        lease = await services.streams.acquire(record.key_hash) if sse else None
         try:
             feed, turn_id = await service.send_chat(
                 services, record, message, request.headers.get("idempotency-key")
             )
         except BaseException:
-            if sse:
-                services.streams.release(record.key_hash)
+            if lease is not None:
+                await services.streams.release(lease)
             raise
         headers = {"X-Turn-Id": turn_id}
-        if sse:
-            frames = services.streams.hold(record.key_hash, _turn_frames(feed, turn_id))
+        if lease is not None:
+            frames = services.streams.hold(lease, _turn_frames(feed, turn_id))
             return EventStream(frames, headers=headers)
         try:
             summary = await service.collect_turn(feed, turn_id, services.settings.chat_timeout)
@@ -125,7 +124,8 @@ class AgentsController(Controller):
     ) -> EventStream:
         """Every event from the start, or after `Last-Event-ID`; live until the session stops.
 
-        Each event's `id` is its stream sequence. 503 with `Retry-After` when this API process
+        Each event's `id` is its stream sequence. 429 when the key has AGC_MAX_STREAMS_PER_KEY
+        streams open (across API processes), 503 with `Retry-After` when this API process
         is at its limit of streams; a client too slow to keep up gets an `error` event
         (`slow_consumer`) and the stream ends: reconnect with `Last-Event-ID`.
         """
@@ -136,15 +136,13 @@ class AgentsController(Controller):
             end_seq = await last_seq(services.js, session_id)
             if after >= end_seq:
                 return EventStream([])  # nothing more will ever come
-        services.streams.acquire(record.key_hash)  # 429 over AGC_MAX_STREAMS_PER_KEY
+        lease = await services.streams.acquire(record.key_hash)  # 429 over the key's cap
         try:
             sub = await service.follow(services, session_id, after=after)
         except BaseException:
-            services.streams.release(record.key_hash)
+            await services.streams.release(lease)
             raise
-        return EventStream(
-            services.streams.hold(record.key_hash, _session_frames(sub, end_seq=end_seq))
-        )
+        return EventStream(services.streams.hold(lease, _session_frames(sub, end_seq=end_seq)))
 
     @get("/{session_id:str}/history", summary="The conversation so far (JSON or Markdown)")
     async def history(
