@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Response, get
 
 from api.services import ServicesDep
+from broker.state import WorkerInfo
 
 
 async def _redis_ok(services: ServicesDep) -> bool:
@@ -31,7 +32,7 @@ async def _nats_ok(services: ServicesDep) -> bool:
 async def health(services: ServicesDep) -> Response[dict[str, Any]]:
     """200 when NATS, Redis and at least one worker are up; 503 (same body) otherwise."""
     nats_ok, redis_ok = await asyncio.gather(_nats_ok(services), _redis_ok(services))
-    workers: dict[str, Any] = {}
+    workers: dict[str, WorkerInfo] = {}
     if redis_ok:
         try:
             workers = await services.store.live_workers()
@@ -45,13 +46,13 @@ async def health(services: ServicesDep) -> Response[dict[str, Any]]:
         "workers": {
             "alive": len(workers),
             "ids": sorted(workers),
-            "sessions": sum(int(w.get("sessions", 0)) for w in workers.values()),
+            "sessions": sum(w.sessions for w in workers.values()),
         },
         # The workers' warm pools (AGC_POOL_SIZE): slots ready now, slots they aim for.
         "pool": {
-            "ready": sum(int(w.get("pool_ready", 0)) for w in workers.values()),
-            "size": sum(int(w.get("pool_size", 0)) for w in workers.values()),
-            "memory_bytes": sum(int(w.get("pool_memory_bytes", 0)) for w in workers.values()),
+            "ready": sum(w.pool_ready for w in workers.values()),
+            "size": sum(w.pool_size for w in workers.values()),
+            "memory_bytes": sum(w.pool_memory_bytes for w in workers.values()),
         },
     }
     return Response(body, status_code=200 if ok else 503)

@@ -156,10 +156,9 @@ class Admission:
             )
         total = 0
         for info in workers.values():
-            most = info.get("max_sessions")
-            if not isinstance(most, int):
+            if info.max_sessions is None:
                 return -1
-            total += most
+            total += info.max_sessions
         return total
 
     async def admit(self, session_id: str, key_hash: str) -> None:

@@ -29,6 +29,32 @@ LAUNCH_CANCELLED = "launch cancelled"
 DEAD_MARK_TTL = 86_400
 
 
+class WorkerInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a worker's heartbeat says about it (the value of its liveness key).
+
+    Every field has a default: a heartbeat from another version, or one that cannot be read,
+    still marks its worker alive, and what it does not say is unknown (None).
+    """
+
+    host: str = ""
+    pid: int = 0
+    sessions: int = 0
+    # None: the worker did not say (no capacity can be counted).
+    max_sessions: int | None = None
+    started_at: float = 0.0
+    # Placement (workers/placement.py): sessions plus launches in hand, and whether it takes
+    # launches now. None from a worker that predates placement.
+    load: int | None = None
+    accepting: bool | None = None
+    # The warm pool (workers/pool.py): slots ready now, how many it aims for, their memory.
+    pool_ready: int = 0
+    pool_size: int = 0
+    pool_memory_bytes: int = 0
+
+
+_worker_info = msgspec.json.Decoder(WorkerInfo)
+
+
 class SessionRecord(msgspec.Struct, kw_only=True):
     session_id: str
     agent_id: str
@@ -314,7 +340,7 @@ class SessionStore:
         )
 
     # -- workers -------------------------------------------------------------------------
-    async def heartbeat(self, worker_id: str, info: dict[str, Any], ttl: float) -> None:
+    async def heartbeat(self, worker_id: str, info: WorkerInfo, ttl: float) -> None:
         """Mark a worker alive for ``ttl`` seconds."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(self._k("worker", worker_id), _json.encode(info), px=int(ttl * 1000))
@@ -378,16 +404,19 @@ class SessionStore:
     async def is_alive(self, worker_id: str) -> bool:
         return bool(await self.redis.exists(self._k("worker", worker_id)))
 
-    async def live_workers(self) -> dict[str, dict[str, Any]]:
+    async def live_workers(self) -> dict[str, WorkerInfo]:
         """Workers whose liveness key has not expired, with the info they last reported."""
         ids = sorted(_s(m) for m in await self.redis.smembers(self._k("workers")))
         if not ids:
             return {}
         values = await self.redis.mget([self._k("worker", w) for w in ids])
-        alive: dict[str, dict[str, Any]] = {}
+        alive: dict[str, WorkerInfo] = {}
         for wid, val in zip(ids, values, strict=True):
             if val is not None:
-                alive[wid] = msgspec.json.decode(val)
+                try:
+                    alive[wid] = _worker_info.decode(val)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    alive[wid] = WorkerInfo()  # alive; what it says is unknown
         return alive
 
     async def known_workers(self) -> list[str]:

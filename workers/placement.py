@@ -16,12 +16,11 @@ its own load changes, not only every ``AGC_HEARTBEAT_INTERVAL``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
 
-from broker.state import SessionStore
+from broker.state import SessionStore, WorkerInfo
 
 log = structlog.get_logger("agc.worker")
 
@@ -30,15 +29,19 @@ log = structlog.get_logger("agc.worker")
 RECHECK = 0.05
 
 
-def peer_load(info: Mapping[str, Any]) -> tuple[int, bool]:
-    """A peer's load, and whether it takes launches, from the info its heartbeat carries."""
+def peer_load(info: WorkerInfo) -> tuple[int, bool]:
+    """A peer's load, and whether it takes launches, from what its heartbeat says."""
+    if info.load is None and info.max_sessions is None:
+        return 0, False  # a heartbeat that says nothing (unreadable): no reason to hold back
     # A worker from before placement reports no load: its sessions are the best guess.
-    load = int(info.get("load", info.get("sessions", 0)))
-    accepting = bool(info.get("accepting", load < int(info.get("max_sessions", 1 << 30))))
+    load = info.sessions if info.load is None else info.load
+    accepting = info.accepting
+    if accepting is None:
+        accepting = info.max_sessions is None or load < info.max_sessions
     return load, accepting
 
 
-def lighter_peer(worker_id: str, own_load: int, peers: Mapping[str, Mapping[str, Any]]) -> bool:
+def lighter_peer(worker_id: str, own_load: int, peers: Mapping[str, WorkerInfo]) -> bool:
     """True when some other live worker that takes launches carries less than ``own_load``."""
     for wid, info in peers.items():
         if wid == worker_id:
@@ -61,11 +64,8 @@ class Placement:
             return False  # nobody is lighter than an empty worker
         try:
             peers = await self.store.live_workers()
-            return lighter_peer(self.worker_id, own_load, peers)
         except (RedisError, OSError) as exc:
             # Without the peers' loads, take launches as they come rather than hold them.
             log.debug("peer loads unavailable", error=str(exc))
-        except (TypeError, ValueError) as exc:
-            # A heartbeat this worker cannot read (another version's?) never stops launches.
-            log.warning("peer loads unreadable", error=str(exc))
-        return False
+            return False
+        return lighter_peer(self.worker_id, own_load, peers)

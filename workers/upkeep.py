@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from broker.state import WorkerInfo
 from workers.registry import Registry
 
 log = structlog.get_logger("agc.worker")
@@ -32,21 +33,18 @@ class Upkeep:
         pool = self.reg.pool
         await self.reg.store.heartbeat(
             self.reg.worker_id,
-            {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "sessions": len(self.reg.sessions),
-                "max_sessions": self.settings.max_sessions,
-                # For placement (workers/placement.py): what this worker carries, and whether
-                # it takes launches now.
-                "load": self.reg.load,
-                "accepting": self.reg.running and self.reg.load < self.settings.max_sessions,
-                "started_at": self.started_at,
-                # The warm pool (workers/pool.py): slots ready now, and how many it aims for.
-                "pool_ready": pool.ready if pool else 0,
-                "pool_size": pool.size if pool else 0,
-                "pool_memory_bytes": pool.memory_bytes() if pool else 0,
-            },
+            WorkerInfo(
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                sessions=len(self.reg.sessions),
+                max_sessions=self.settings.max_sessions,
+                started_at=self.started_at,
+                load=self.reg.load,
+                accepting=self.reg.running and self.reg.load < self.settings.max_sessions,
+                pool_ready=pool.ready if pool else 0,
+                pool_size=pool.size if pool else 0,
+                pool_memory_bytes=pool.memory_bytes() if pool else 0,
+            ),
             ttl=self.settings.heartbeat_ttl,
         )
 

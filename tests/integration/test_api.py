@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from agcluster.procs import Service
 from api.app import create_app
 from broker.sealing import Sealer
-from broker.state import SessionRecord, SessionStore
+from broker.state import SessionRecord, SessionStore, WorkerInfo
 from tests.support.api_server import api_settings
 
 OPERATOR_TOKEN = "op-token-for-tests"
@@ -47,7 +47,7 @@ async def client(
 
 async def _alive_worker(redis_server: Service) -> None:
     r = Redis.from_url(redis_server.url)
-    await SessionStore(r).heartbeat("w-test", {"sessions": 0}, ttl=30)
+    await SessionStore(r).heartbeat("w-test", WorkerInfo(), ttl=30)
     await r.aclose()
 
 

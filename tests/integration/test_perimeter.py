@@ -33,7 +33,7 @@ from broker import subjects
 from broker.commands import Chat, encode_command
 from broker.connect import ConnectError, connect_nats, connect_redis, nats_auth
 from broker.settings import CommonSettings
-from broker.state import SessionStore
+from broker.state import SessionStore, WorkerInfo
 from broker.streams import ensure_streams
 from tests.support.api_server import api_settings
 from tests.support.auth import start_nats_with_auth
@@ -265,9 +265,9 @@ async def client(
         yield c
 
 
-async def _worker_alive(redis_server: Service, **info: Any) -> None:
+async def _worker_alive(redis_server: Service, max_sessions: int | None = None) -> None:
     redis = Redis.from_url(redis_server.url)
-    await SessionStore(redis).heartbeat("w-fake", {"sessions": 0, **info}, ttl=30)
+    await SessionStore(redis).heartbeat("w-fake", WorkerInfo(max_sessions=max_sessions), ttl=30)
     await redis.aclose()
 
 

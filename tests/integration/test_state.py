@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from broker.state import SessionRecord, SessionStore
+from broker.state import SessionRecord, SessionStore, WorkerInfo
 
 
 def _rec(sid: str, key: str = "kh1", **kw: Any) -> SessionRecord:
@@ -71,8 +71,8 @@ async def test_ownership_and_atomic_claim(redis: Redis) -> None:
 
 async def test_worker_liveness_expires(redis: Redis) -> None:
     store = SessionStore(redis, prefix="t4")
-    await store.heartbeat("w1", {"sessions": 2}, ttl=0.3)
-    await store.heartbeat("w2", {"sessions": 0}, ttl=30)
+    await store.heartbeat("w1", WorkerInfo(sessions=2), ttl=0.3)
+    await store.heartbeat("w2", WorkerInfo(), ttl=30)
     assert set(await store.live_workers()) == {"w1", "w2"}
     # Redis expires the key on its own clock: wait for that, however slow this machine is.
     async with asyncio.timeout(10):
@@ -92,7 +92,7 @@ async def test_a_lost_workers_sessions_end_once_on_redis_time(redis: Redis) -> N
         while (dead := await store.dead_for("w1")) < 0.2:
             await asyncio.sleep(0.05)
     assert 0.2 <= dead <= time.monotonic() - t0 + 0.01
-    await store.heartbeat("w1", {}, ttl=5)  # back alive: the count starts over
+    await store.heartbeat("w1", WorkerInfo(), ttl=5)  # back alive: the count starts over
     assert await store.dead_for("w1") == 0.0
 
     for sid, status in (("conv-aaaa0001", "idle"), ("conv-aaaa0002", "stopping")):

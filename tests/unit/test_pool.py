@@ -256,8 +256,8 @@ async def test_the_pool_refills_in_the_background_and_reports_itself(env: Env) -
 
 
 async def _heartbeat_shows(env: Env, wid: str, ready: int) -> bool:
-    info = (await env.store.live_workers()).get(wid) or {}
-    return info.get("pool_ready") == ready and info.get("pool_size") == 2
+    info = (await env.store.live_workers()).get(wid)
+    return info is not None and info.pool_ready == ready and info.pool_size == 2
 
 
 async def _dead(env: Env, worker_id: str) -> bool:
